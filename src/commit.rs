@@ -1,0 +1,197 @@
+//! Group commit. Operations encode their records into the [`Queue`] under the state lock and
+//! return at once; the committer thread takes everything queued, writes it (one write per
+//! segment touched), issues one fdatasync, and then completes every operation of the batch in
+//! submission order. While it syncs, the next batch gathers.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::format::SegmentId;
+use crate::housekeeper::Chore;
+use crate::options::SyncMode;
+use crate::segment::Segment;
+use crate::wal::Shared;
+
+/// Called once the operation it was given with is durable, or has failed.
+pub type Callback = Box<dyn FnOnce(Result<()>) + Send + 'static>;
+
+/// Encoded records bound for one contiguous range of one segment.
+pub struct Chunk {
+    pub segment: Arc<Segment>,
+    pub start: u64,
+    pub buf: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn end(&self) -> u64 {
+        self.start + self.buf.len() as u64
+    }
+
+    /// The bytes at `offset` of the segment, if this chunk holds them.
+    pub fn bytes_at(&self, segment: SegmentId, offset: u64) -> Option<&[u8]> {
+        (self.segment.id == segment && (self.start..self.end()).contains(&offset))
+            .then(|| &self.buf[(offset - self.start) as usize..])
+    }
+}
+
+/// Operations submitted but not yet taken by the committer.
+#[derive(Default)]
+pub struct Queue {
+    pub chunks: Vec<Chunk>,
+    pub bytes: usize,
+    /// Sequence number of the newest operation queued; 0 when none is.
+    pub last_seq: u64,
+    pub callbacks: Vec<Callback>,
+    /// fdatasync after this batch even in `SyncMode::None`.
+    pub force_sync: bool,
+    /// Once this batch is durable, segments below this id hold nothing live.
+    pub delete_below: Option<SegmentId>,
+}
+
+impl Queue {
+    pub fn is_empty(&self) -> bool {
+        self.last_seq == 0
+    }
+}
+
+/// Resolves when the operation that returned it is durable (under the `Wal`'s sync mode), and
+/// with it every operation submitted before it.
+#[must_use = "an operation is durable only once its completion resolves"]
+pub struct Completion {
+    shared: Arc<Shared>,
+    seq: u64,
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion").field("seq", &self.seq).finish()
+    }
+}
+
+impl Completion {
+    pub(crate) fn new(shared: Arc<Shared>, seq: u64) -> Completion {
+        Completion { shared, seq }
+    }
+
+    /// Blocks until the operation is durable.
+    ///
+    /// # Errors
+    /// `Error::Poisoned` if a write or fsync failed before the operation became durable;
+    /// `Error::Closed` if the `Wal` stopped first.
+    pub fn wait(self) -> Result<()> {
+        let mut core = self.shared.core.lock();
+        loop {
+            if core.durable_seq >= self.seq {
+                return Ok(());
+            }
+            if let Some(cause) = &core.poisoned {
+                return Err(Error::Poisoned(cause.clone()));
+            }
+            if core.stopped {
+                return Err(Error::Closed);
+            }
+            self.shared.progress.wait(&mut core);
+        }
+    }
+
+    /// Whether the operation is durable already.
+    pub fn is_durable(&self) -> bool {
+        self.shared.core.lock().durable_seq >= self.seq
+    }
+}
+
+/// The committer thread.
+pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
+    loop {
+        let batch = {
+            let mut core = shared.core.lock();
+            while core.queue.is_empty() && !core.closing {
+                shared.work.wait(&mut core);
+            }
+            if core.queue.is_empty() {
+                core.stopped = true;
+                shared.progress.notify_all();
+                return;
+            }
+            let batch = std::mem::take(&mut core.queue);
+            core.inflight = Arc::new(batch.chunks);
+            shared.progress.notify_all();
+            Batch {
+                chunks: core.inflight.clone(),
+                last_seq: batch.last_seq,
+                callbacks: batch.callbacks,
+                sync: batch.force_sync || shared.options.sync == SyncMode::Data,
+                delete_below: batch.delete_below,
+                poisoned: core.poisoned.clone(),
+            }
+        };
+        let result = match &batch.poisoned {
+            Some(cause) => Err(cause.clone()),
+            None => write(&shared, &mut current, &batch).map_err(Arc::new),
+        };
+        {
+            let mut core = shared.core.lock();
+            match &result {
+                Ok(()) => {
+                    if let Some(last) = batch.chunks.last() {
+                        core.written = (last.segment.id, last.end());
+                    }
+                    core.durable_seq = batch.last_seq;
+                }
+                Err(cause) => {
+                    core.poisoned.get_or_insert_with(|| cause.clone());
+                }
+            }
+            core.inflight = Arc::default();
+            shared.progress.notify_all();
+        }
+        if result.is_ok()
+            && let Some(below) = batch.delete_below
+        {
+            // The housekeeper stops only after the committer, so it is still listening.
+            let _ = shared.chores.send(Chore::DeleteBelow(below));
+        }
+        for callback in batch.callbacks {
+            let outcome = result.clone().map_err(Error::Poisoned);
+            // A panicking callback must not take the committer, and every later completion,
+            // down with it.
+            let _ = catch_unwind(AssertUnwindSafe(|| callback(outcome)));
+        }
+    }
+}
+
+struct Batch {
+    chunks: Arc<Vec<Chunk>>,
+    last_seq: u64,
+    callbacks: Vec<Callback>,
+    sync: bool,
+    delete_below: Option<SegmentId>,
+    poisoned: Option<Arc<io::Error>>,
+}
+
+/// Writes a batch and syncs it. Before the first write to a new segment, the previous one is
+/// synced and sealed, so only the newest segment can ever hold a torn write.
+fn write(shared: &Shared, current: &mut Arc<Segment>, batch: &Batch) -> io::Result<()> {
+    let stats = &shared.stats;
+    for chunk in batch.chunks.iter() {
+        if chunk.segment.id != current.id {
+            assert!(chunk.segment.id > current.id, "segments are written in order");
+            current.file().sync_data()?;
+            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            // Without a mapping, reads of the sealed segment fall back to pread.
+            let _ = current.seal();
+            *current = chunk.segment.clone();
+        }
+        current.file().write_all_at(&chunk.buf, chunk.start)?;
+        stats.bytes_written.fetch_add(chunk.buf.len() as u64, Ordering::Relaxed);
+    }
+    if batch.sync {
+        current.file().sync_data()?;
+        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can go wrong in raftwal.
+///
+/// Misuse of the API and damaged files get their own variants; I/O failures carry the OS error.
+/// After [`Error::Poisoned`] the `Wal` refuses all work until it is reopened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+
+    /// A write or fsync failed earlier; what was written since the last successful fsync may be
+    /// lost, so the `Wal` accepts no more work. Reopen it to re-read the durable state.
+    #[error("wal is poisoned by an earlier i/o failure: {0}")]
+    Poisoned(Arc<io::Error>),
+
+    #[error("wal is closed")]
+    Closed,
+
+    /// Another `Wal` (in this or another process) holds the directory's lock file.
+    #[error("directory {0} is locked by another open wal")]
+    Locked(PathBuf),
+
+    /// The directory holds a file raftwal did not write.
+    #[error("directory holds a file that is not part of a wal: {0}")]
+    ForeignFile(PathBuf),
+
+    /// Bytes on disk failed validation somewhere that is not a torn tail.
+    #[error("corruption in {path} at offset {offset}: {reason}")]
+    Corruption {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// Entries the durable state says exist are in no segment (a segment file was lost).
+    #[error("entries {first}..={last} are missing from the segment files")]
+    MissingEntries { first: u64, last: u64 },
+
+    /// An appended entry's index is not the log's next index.
+    #[error("entry index {got} is not the next index {expected}")]
+    NotContiguous { expected: u64, got: u64 },
+
+    /// The requested index lies before the first index: purged or in a snapshot.
+    #[error("index {index} is compacted; the log starts at {first}")]
+    Compacted { index: u64, first: u64 },
+
+    /// The requested index lies after the last index.
+    #[error("index {index} is not in the log (next index {next})")]
+    Unavailable { index: u64, next: u64 },
+
+    /// An append was given no entries.
+    #[error("empty entry batch")]
+    EmptyBatch,
+
+    /// An append or a snapshot is too large for one segment or one batch.
+    #[error("{what} of {bytes} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        what: &'static str,
+        bytes: u64,
+        limit: u64,
+    },
+
+    /// `install_snapshot` was given a snapshot older than the log's compaction point.
+    #[error("snapshot at index {index} is older than the compacted prefix ending at {compacted}")]
+    StaleSnapshot { index: u64, compacted: u64 },
+
+    /// `Options` do not make sense together.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

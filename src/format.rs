@@ -1,0 +1,547 @@
+//! On-disk encoding: segment header and record framing. Bytes in, bytes out, no I/O.
+//!
+//! The full specification, with the torn-write analysis, is `docs/format.md`; keep the two in
+//! step. All integers are little-endian.
+//!
+//! Segment header, `SEGMENT_HEADER_BYTES` long, at offset 0 of every segment file:
+//!
+//! ```text
+//! { magic [8] | version u32 | header_bytes u32 | segment_id u64 | salt u64 | reserved [28] | crc u32 }
+//! ```
+//!
+//! `crc` is crc32c over the 60 bytes before it. After the header come records, each starting at
+//! an offset that is a multiple of `RECORD_ALIGN`:
+//!
+//! ```text
+//! { record_bytes u32 | crc u32 | kind u8 | reserved [3] | group u32 | index u64 | term u64 | payload | zero pad }
+//! ```
+//!
+//! `record_bytes` counts header and payload but not the pad, so it is never below
+//! `RECORD_HEADER_BYTES` and a zero there means "no record here". `crc` is crc32c, seeded with
+//! the segment's identity (`segment_seed`), over `record_bytes` and everything from `kind` to the
+//! end of the payload: a record copied from another segment, or left over from an earlier life
+//! of the file, does not validate.
+
+use std::fmt;
+
+/// Identifies a segment file. Ids only grow within a directory and are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId(pub u64);
+
+impl SegmentId {
+    /// The file name of this segment: 20 zero-padded decimal digits and `.seg`.
+    pub fn file_name(self) -> String {
+        format!("{:020}{}", self.0, SEGMENT_SUFFIX)
+    }
+
+    /// Parses a name made by `file_name`.
+    pub fn parse(name: &str) -> Option<SegmentId> {
+        let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(SegmentId)
+    }
+
+    pub fn next(self) -> SegmentId {
+        SegmentId(self.0 + 1)
+    }
+}
+
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file_name())
+    }
+}
+
+pub const SEGMENT_SUFFIX: &str = ".seg";
+
+pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
+/// Version 1: the layout described in this module.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MAGIC_AT: usize = 0;
+const VERSION_AT: usize = MAGIC_AT + 8;
+const HEADER_BYTES_AT: usize = VERSION_AT + 4;
+const SEGMENT_ID_AT: usize = HEADER_BYTES_AT + 4;
+const SALT_AT: usize = SEGMENT_ID_AT + 8;
+const HEADER_RESERVED_AT: usize = SALT_AT + 8;
+const HEADER_CRC_AT: usize = HEADER_RESERVED_AT + 28;
+pub const SEGMENT_HEADER_BYTES: usize = HEADER_CRC_AT + 4;
+
+const LEN_AT: usize = 0;
+const CRC_AT: usize = LEN_AT + 4;
+const KIND_AT: usize = CRC_AT + 4;
+const GROUP_AT: usize = KIND_AT + 4;
+const INDEX_AT: usize = GROUP_AT + 4;
+const TERM_AT: usize = INDEX_AT + 8;
+pub const RECORD_HEADER_BYTES: usize = TERM_AT + 8;
+pub const RECORD_ALIGN: usize = 8;
+
+const _: () = assert!(SEGMENT_HEADER_BYTES == 64);
+const _: () = assert!(RECORD_HEADER_BYTES == 32);
+const _: () = assert!(SEGMENT_HEADER_BYTES % RECORD_ALIGN == 0);
+const _: () = assert!(RECORD_HEADER_BYTES % RECORD_ALIGN == 0);
+
+/// The largest record `record_bytes` can describe.
+pub const RECORD_BYTES_MAX: usize = u32::MAX as usize;
+
+/// What a record says. The numbers are part of the format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// `index`, `term`, payload = the entry's data.
+    Entry = 1,
+    /// Drops entries `[index, ..)`. Empty payload.
+    Truncate = 2,
+    /// Drops entries `(.., index]`; `term` is the term of entry `index`. Empty payload.
+    Purge = 3,
+    /// Payload `{ term u64 | vote u64 | commit u64 }`.
+    HardState = 4,
+    /// Snapshot `index` and `term`; payload = the caller's opaque snapshot metadata.
+    Snapshot = 5,
+    /// First records of every segment: the log's bounds when the segment began, so that older
+    /// segments can be deleted. Payload is `Checkpoint::encode`.
+    Checkpoint = 6,
+    /// First record of every write batch: payload `{ durable_to u64 }`, an offset in this
+    /// segment below which every byte was durable before this record was written.
+    Batch = 7,
+}
+
+impl Kind {
+    fn from_u8(byte: u8) -> Option<Kind> {
+        Some(match byte {
+            1 => Kind::Entry,
+            2 => Kind::Truncate,
+            3 => Kind::Purge,
+            4 => Kind::HardState,
+            5 => Kind::Snapshot,
+            6 => Kind::Checkpoint,
+            7 => Kind::Batch,
+            _ => return None,
+        })
+    }
+}
+
+/// The checksum seed of one segment, mixed into every record checksum in it.
+pub fn segment_seed(id: SegmentId, salt: u64) -> u32 {
+    let mut identity = [0u8; 16];
+    identity[..8].copy_from_slice(&id.0.to_le_bytes());
+    identity[8..].copy_from_slice(&salt.to_le_bytes());
+    crc32c::crc32c(&identity)
+}
+
+/// Bytes a record with `payload_bytes` of payload takes, pad included.
+pub const fn record_bytes_aligned(payload_bytes: usize) -> usize {
+    (RECORD_HEADER_BYTES + payload_bytes).next_multiple_of(RECORD_ALIGN)
+}
+
+pub fn encode_segment_header(id: SegmentId, salt: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    let mut header = [0u8; SEGMENT_HEADER_BYTES];
+    header[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
+    header[VERSION_AT..HEADER_BYTES_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[HEADER_BYTES_AT..SEGMENT_ID_AT]
+        .copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
+    header[SEGMENT_ID_AT..SALT_AT].copy_from_slice(&id.0.to_le_bytes());
+    header[SALT_AT..HEADER_RESERVED_AT].copy_from_slice(&salt.to_le_bytes());
+    let crc = crc32c::crc32c(&header[..HEADER_CRC_AT]);
+    header[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Why a segment header was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderFault {
+    Short,
+    Magic,
+    Checksum,
+    Version(u32),
+    WrongId(u64),
+}
+
+impl fmt::Display for HeaderFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderFault::Short => f.write_str("file shorter than a segment header"),
+            HeaderFault::Magic => f.write_str("bad magic"),
+            HeaderFault::Checksum => f.write_str("header checksum mismatch"),
+            HeaderFault::Version(v) => write!(f, "unsupported format version {v}"),
+            HeaderFault::WrongId(id) => write!(f, "header names segment {id}"),
+        }
+    }
+}
+
+/// Checks a segment header and returns its salt.
+pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<u64, HeaderFault> {
+    let header = bytes
+        .get(..SEGMENT_HEADER_BYTES)
+        .ok_or(HeaderFault::Short)?;
+    if header[MAGIC_AT..VERSION_AT] != SEGMENT_MAGIC {
+        return Err(HeaderFault::Magic);
+    }
+    if crc32c::crc32c(&header[..HEADER_CRC_AT]) != read_u32(header, HEADER_CRC_AT) {
+        return Err(HeaderFault::Checksum);
+    }
+    let version = read_u32(header, VERSION_AT);
+    if version != FORMAT_VERSION || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES
+    {
+        return Err(HeaderFault::Version(version));
+    }
+    let id = read_u64(header, SEGMENT_ID_AT);
+    if id != expected.0 {
+        return Err(HeaderFault::WrongId(id));
+    }
+    Ok(read_u64(header, SALT_AT))
+}
+
+/// The fields of a record other than its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHead {
+    pub kind: Kind,
+    pub group: u32,
+    pub index: u64,
+    pub term: u64,
+}
+
+/// Appends one record, pad included, to `buf`.
+///
+/// # Panics
+/// If the record would be longer than `RECORD_BYTES_MAX`; callers bound payloads first.
+pub fn encode_record(buf: &mut Vec<u8>, seed: u32, head: RecordHead, payload: &[u8]) {
+    let record_bytes = RECORD_HEADER_BYTES + payload.len();
+    assert!(record_bytes <= RECORD_BYTES_MAX, "record of {record_bytes} bytes");
+    let start = buf.len();
+    buf.extend_from_slice(&(record_bytes as u32).to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&[head.kind as u8, 0, 0, 0]);
+    buf.extend_from_slice(&head.group.to_le_bytes());
+    buf.extend_from_slice(&head.index.to_le_bytes());
+    buf.extend_from_slice(&head.term.to_le_bytes());
+    buf.extend_from_slice(payload);
+    let crc = record_crc(seed, &buf[start..start + record_bytes]);
+    buf[start + CRC_AT..start + KIND_AT].copy_from_slice(&crc.to_le_bytes());
+    buf.resize(start + record_bytes.next_multiple_of(RECORD_ALIGN), 0);
+}
+
+fn record_crc(seed: u32, record: &[u8]) -> u32 {
+    let crc = crc32c::crc32c_append(seed, &record[LEN_AT..CRC_AT]);
+    crc32c::crc32c_append(crc, &record[KIND_AT..])
+}
+
+/// A record read back from bytes that validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub head: RecordHead,
+    pub payload: &'a [u8],
+    /// Bytes the record takes, pad included: the next record starts this far on.
+    pub bytes_aligned: usize,
+}
+
+/// Why no record could be read at an offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordFault {
+    /// `record_bytes` is zero: nothing was written here (the end of a preallocated segment).
+    Empty,
+    /// Fewer bytes remain than a header, or than `record_bytes` says.
+    Short,
+    /// `record_bytes` is below the header size.
+    BadLength,
+    /// The checksum does not match: torn, stale or damaged bytes.
+    Checksum,
+    /// The checksum matches but the kind is unknown to this version.
+    UnknownKind(u8),
+}
+
+impl fmt::Display for RecordFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordFault::Empty => f.write_str("no record"),
+            RecordFault::Short => f.write_str("record runs past the end of the segment"),
+            RecordFault::BadLength => f.write_str("record length below the header size"),
+            RecordFault::Checksum => f.write_str("record checksum mismatch"),
+            RecordFault::UnknownKind(kind) => write!(f, "unknown record kind {kind}"),
+        }
+    }
+}
+
+/// Reads the record at the start of `bytes`.
+pub fn decode_record(bytes: &[u8], seed: u32) -> Result<Record<'_>, RecordFault> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return if bytes.len() >= 4 && read_u32(bytes, LEN_AT) == 0 {
+            Err(RecordFault::Empty)
+        } else {
+            Err(RecordFault::Short)
+        };
+    }
+    let record_bytes = read_u32(bytes, LEN_AT) as usize;
+    if record_bytes == 0 {
+        return Err(RecordFault::Empty);
+    }
+    if record_bytes < RECORD_HEADER_BYTES {
+        return Err(RecordFault::BadLength);
+    }
+    let record = bytes.get(..record_bytes).ok_or(RecordFault::Short)?;
+    if record_crc(seed, record) != read_u32(record, CRC_AT) {
+        return Err(RecordFault::Checksum);
+    }
+    let kind = Kind::from_u8(record[KIND_AT]).ok_or(RecordFault::UnknownKind(record[KIND_AT]))?;
+    Ok(Record {
+        head: RecordHead {
+            kind,
+            group: read_u32(record, GROUP_AT),
+            index: read_u64(record, INDEX_AT),
+            term: read_u64(record, TERM_AT),
+        },
+        payload: &record[RECORD_HEADER_BYTES..],
+        bytes_aligned: record_bytes.next_multiple_of(RECORD_ALIGN),
+    })
+}
+
+/// `record_bytes` of the record header at the start of `header`.
+pub fn record_bytes(header: &[u8; RECORD_HEADER_BYTES]) -> usize {
+    read_u32(header, LEN_AT) as usize
+}
+
+/// Payload of a `Kind::Checkpoint` record: the whole state of the log when its segment began,
+/// so that every older segment can be deleted without losing anything still live.
+///
+/// ```text
+/// { first u64 | next u64 | purged_index u64 | purged_term u64 | flags u64
+///   | hs_term u64 | hs_vote u64 | hs_commit u64 | snapshot_index u64 | snapshot_term u64
+///   | snapshot_data [..] }
+/// ```
+///
+/// flags bit 0: anchored (the next index is fixed); bit 1: `purged_*` are set; bit 2: the hard
+/// state is set; bit 3: a snapshot is set. Fields whose bit is clear are zero.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub first: u64,
+    pub next: u64,
+    pub anchored: bool,
+    pub purged: Option<(u64, u64)>,
+    /// `[term, vote, commit]`.
+    pub hard_state: Option<[u64; 3]>,
+    /// `(index, term, data)`.
+    pub snapshot: Option<(u64, u64, Vec<u8>)>,
+}
+
+const CHECKPOINT_ANCHORED: u64 = 1;
+const CHECKPOINT_PURGED: u64 = 2;
+const CHECKPOINT_HARD_STATE: u64 = 4;
+const CHECKPOINT_SNAPSHOT: u64 = 8;
+const CHECKPOINT_FIXED_BYTES: usize = 80;
+pub const HARD_STATE_PAYLOAD_BYTES: usize = 24;
+pub const BATCH_PAYLOAD_BYTES: usize = 8;
+
+impl Checkpoint {
+    pub fn encoded_bytes(&self) -> usize {
+        CHECKPOINT_FIXED_BYTES + self.snapshot.as_ref().map_or(0, |(_, _, data)| data.len())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let (purged_index, purged_term) = self.purged.unwrap_or_default();
+        let [hs_term, hs_vote, hs_commit] = self.hard_state.unwrap_or_default();
+        let (snapshot_index, snapshot_term, data) = match &self.snapshot {
+            Some((index, term, data)) => (*index, *term, data.as_slice()),
+            None => (0, 0, &[][..]),
+        };
+        let flags = [
+            (self.anchored, CHECKPOINT_ANCHORED),
+            (self.purged.is_some(), CHECKPOINT_PURGED),
+            (self.hard_state.is_some(), CHECKPOINT_HARD_STATE),
+            (self.snapshot.is_some(), CHECKPOINT_SNAPSHOT),
+        ]
+        .into_iter()
+        .filter(|(set, _)| *set)
+        .fold(0, |flags, (_, bit)| flags | bit);
+        let fixed: [u8; CHECKPOINT_FIXED_BYTES] = encode_u64s([
+            self.first,
+            self.next,
+            purged_index,
+            purged_term,
+            flags,
+            hs_term,
+            hs_vote,
+            hs_commit,
+            snapshot_index,
+            snapshot_term,
+        ]);
+        let mut out = Vec::with_capacity(self.encoded_bytes());
+        out.extend_from_slice(&fixed);
+        out.extend_from_slice(data);
+        out
+    }
+
+    pub fn decode(payload: &[u8]) -> Option<Checkpoint> {
+        let fixed = payload.get(..CHECKPOINT_FIXED_BYTES)?;
+        let [first, next, purged_index, purged_term, flags, hs_term, hs_vote, hs_commit, snapshot_index, snapshot_term] =
+            decode_u64s::<10>(fixed)?;
+        let known = CHECKPOINT_ANCHORED | CHECKPOINT_PURGED | CHECKPOINT_HARD_STATE | CHECKPOINT_SNAPSHOT;
+        let data = &payload[CHECKPOINT_FIXED_BYTES..];
+        if flags & !known != 0 || (flags & CHECKPOINT_SNAPSHOT == 0 && !data.is_empty()) {
+            return None;
+        }
+        Some(Checkpoint {
+            first,
+            next,
+            anchored: flags & CHECKPOINT_ANCHORED != 0,
+            purged: (flags & CHECKPOINT_PURGED != 0).then_some((purged_index, purged_term)),
+            hard_state: (flags & CHECKPOINT_HARD_STATE != 0).then_some([hs_term, hs_vote, hs_commit]),
+            snapshot: (flags & CHECKPOINT_SNAPSHOT != 0)
+                .then(|| (snapshot_index, snapshot_term, data.to_vec())),
+        })
+    }
+}
+
+/// Writes `N` little-endian u64s into `B = N * 8` bytes.
+pub fn encode_u64s<const N: usize, const B: usize>(values: [u64; N]) -> [u8; B] {
+    const { assert!(N * 8 == B) };
+    let mut out = [0u8; B];
+    for (at, value) in values.into_iter().enumerate() {
+        out[at * 8..at * 8 + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    out
+}
+
+/// Reads `N` little-endian u64s from a payload of exactly `N * 8` bytes.
+pub fn decode_u64s<const N: usize>(payload: &[u8]) -> Option<[u64; N]> {
+    if payload.len() != N * 8 {
+        return None;
+    }
+    Some(std::array::from_fn(|at| read_u64(payload, at * 8)))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: u32 = 0x5eed;
+
+    fn entry(index: u64, term: u64) -> RecordHead {
+        RecordHead { kind: Kind::Entry, group: 0, index, term }
+    }
+
+    #[test]
+    fn record_roundtrip() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, SEED, entry(7, 3), b"hello");
+        encode_record(&mut buf, SEED, RecordHead { kind: Kind::Truncate, group: 9, index: 5, term: 0 }, b"");
+        assert_eq!(buf.len(), record_bytes_aligned(5) + record_bytes_aligned(0));
+        assert_eq!(buf.len() % RECORD_ALIGN, 0);
+
+        let first = decode_record(&buf, SEED).unwrap();
+        assert_eq!(first.head, entry(7, 3));
+        assert_eq!(first.payload, b"hello");
+        assert_eq!(first.bytes_aligned, record_bytes_aligned(5));
+        let second = decode_record(&buf[first.bytes_aligned..], SEED).unwrap();
+        assert_eq!(second.head.kind, Kind::Truncate);
+        assert_eq!(second.head.group, 9);
+        assert_eq!(second.payload, b"");
+        assert_eq!(
+            decode_record(&buf[first.bytes_aligned + second.bytes_aligned..], SEED),
+            Err(RecordFault::Short)
+        );
+    }
+
+    #[test]
+    fn record_detects_corruption() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, SEED, entry(7, 3), b"payload bytes");
+        let record_len = RECORD_HEADER_BYTES + 13;
+        for at in 0..record_len {
+            if (CRC_AT..KIND_AT).contains(&at) {
+                continue;
+            }
+            for bit in 0..8 {
+                let mut damaged = buf.clone();
+                damaged[at] ^= 1 << bit;
+                assert!(decode_record(&damaged, SEED).is_err(), "flip at byte {at} bit {bit}");
+            }
+        }
+        let mut damaged = buf.clone();
+        damaged[CRC_AT] ^= 1;
+        assert_eq!(decode_record(&damaged, SEED), Err(RecordFault::Checksum));
+        // The same bytes in another segment (another seed) do not validate.
+        assert_eq!(decode_record(&buf, SEED + 1), Err(RecordFault::Checksum));
+        // A torn record: the tail is cut off.
+        assert_eq!(decode_record(&buf[..record_len - 1], SEED), Err(RecordFault::Short));
+        assert_eq!(decode_record(&[0u8; 64], SEED), Err(RecordFault::Empty));
+    }
+
+    #[test]
+    fn segment_header_roundtrip() {
+        let header = encode_segment_header(SegmentId(42), 0xdead_beef);
+        assert_eq!(decode_segment_header(&header, SegmentId(42)), Ok(0xdead_beef));
+        assert_eq!(
+            decode_segment_header(&header, SegmentId(43)),
+            Err(HeaderFault::WrongId(42))
+        );
+    }
+
+    #[test]
+    fn segment_header_detects_corruption() {
+        let header = encode_segment_header(SegmentId(42), 7);
+        for at in SEGMENT_MAGIC.len()..SEGMENT_HEADER_BYTES {
+            let mut damaged = header;
+            damaged[at] ^= 0x10;
+            assert_eq!(
+                decode_segment_header(&damaged, SegmentId(42)),
+                Err(HeaderFault::Checksum),
+                "flip at {at}"
+            );
+        }
+        let mut damaged = header;
+        damaged[0] ^= 1;
+        assert_eq!(decode_segment_header(&damaged, SegmentId(42)), Err(HeaderFault::Magic));
+        assert_eq!(decode_segment_header(&header[..10], SegmentId(42)), Err(HeaderFault::Short));
+    }
+
+    #[test]
+    fn checkpoint_roundtrip() {
+        for checkpoint in [
+            Checkpoint { first: 0, next: 0, anchored: false, purged: None, hard_state: None, snapshot: None },
+            Checkpoint {
+                first: 11,
+                next: 20,
+                anchored: true,
+                purged: Some((10, 4)),
+                hard_state: Some([5, 2, 9]),
+                snapshot: Some((10, 4, b"membership".to_vec())),
+            },
+        ] {
+            assert_eq!(checkpoint.encode().len(), checkpoint.encoded_bytes());
+            assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
+        }
+    }
+
+    #[test]
+    fn checkpoint_detects_corruption() {
+        let checkpoint =
+            Checkpoint { first: 1, next: 2, anchored: true, purged: None, hard_state: None, snapshot: None };
+        let mut bytes = checkpoint.encode();
+        bytes[32] |= 0x80;
+        assert_eq!(Checkpoint::decode(&bytes), None);
+        assert_eq!(Checkpoint::decode(&bytes[..79]), None);
+        let mut trailing = checkpoint.encode();
+        trailing.push(1);
+        assert_eq!(Checkpoint::decode(&trailing), None);
+    }
+
+    #[test]
+    fn segment_names() {
+        let id = SegmentId(1234);
+        assert_eq!(id.file_name(), "00000000000000001234.seg");
+        assert_eq!(SegmentId::parse(&id.file_name()), Some(id));
+        assert_eq!(SegmentId::parse("1234.seg"), None);
+        assert_eq!(SegmentId::parse("0000000000000000123x.seg"), None);
+        assert_eq!(SegmentId::parse("00000000000000001234.seg.tmp"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The file-system seam. Every byte raftwal reads or writes, and every directory change, goes
+//! through [`Fs`] and [`FileHandle`], so a fault-injecting file system can stand in for the real
+//! one. [`StdFs`] is the real one; it is the only code in the crate that calls the OS.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A file system: directories, names and the files behind them.
+pub trait Fs: Send + Sync + fmt::Debug {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Names of the entries in `dir`, in no particular order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Opens an existing file for reading and writing.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
+    /// Creates a file that must not exist yet, for reading and writing.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes the creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on `path` (created if missing), held until the guard drops.
+    /// Fails with `io::ErrorKind::WouldBlock` when another holder has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+    /// A fresh salt for a new segment: unpredictable, so bytes from an earlier file that had
+    /// the same id never validate in the new one.
+    fn salt(&self) -> u64;
+}
+
+/// An open file.
+pub trait FileHandle: Send + Sync + fmt::Debug {
+    /// Fills `buf` from `offset`; an error if the file ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// fdatasync: the data written so far, and the metadata needed to read it, are durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// fsync: data and all metadata are durable.
+    fn sync_all(&self) -> io::Result<()>;
+    fn set_len(&self, bytes: u64) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    /// A read-only view of the whole file as it is now. Only for files that are no longer
+    /// written: the view must not change under its reader.
+    fn map(&self) -> io::Result<Box<dyn Mapping>>;
+}
+
+/// The bytes of a mapped file.
+pub trait Mapping: Send + Sync {
+    fn bytes(&self) -> &[u8];
+}
+
+/// Held while a directory is locked.
+pub trait LockGuard: Send + Sync {}
+
+/// The operating system's file system.
+#[derive(Debug, Default)]
+pub struct StdFs;
+
+impl Fs for StdFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        std::fs::read_dir(dir)?
+            .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
+
+    fn salt(&self) -> u64 {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos()),
+        );
+        hasher.finish()
+    }
+}
+
+#[derive(Debug)]
+struct StdFile(File);
+
+impl FileHandle for StdFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+
+    fn set_len(&self, bytes: u64) -> io::Result<()> {
+        self.0.set_len(bytes)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn map(&self) -> io::Result<Box<dyn Mapping>> {
+        // SAFETY: segments are mapped only once they are sealed, and raftwal never writes a
+        // sealed segment again; a lock file keeps other raftwal processes out of the directory.
+        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Box::new(StdMapping(map)))
+    }
+}
+
+struct StdMapping(memmap2::Mmap);
+
+impl Mapping for StdMapping {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+struct StdLock(#[allow(dead_code, reason = "held for its lock, released on drop")] File);
+
+impl LockGuard for StdLock {}

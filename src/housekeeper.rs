@@ -1,0 +1,94 @@
+//! The housekeeper thread: keeps a preallocated spare segment ready, so rotation never waits
+//! for 64 MiB of zeros to be written, and deletes segments that a durable purge left with
+//! nothing live.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::Receiver;
+
+use crate::format::SegmentId;
+use crate::segment::Segment;
+use crate::wal::Shared;
+
+/// Spare segments kept preallocated ahead of the active one.
+pub const SPARES: usize = 1;
+
+pub enum Chore {
+    /// Preallocate spares until `SPARES` are ready.
+    Replenish,
+    /// A durable purge left segments below this id with nothing live: delete them.
+    DeleteBelow(SegmentId),
+    Stop,
+}
+
+pub fn run(shared: Arc<Shared>, chores: Receiver<Chore>) {
+    for chore in chores {
+        match chore {
+            Chore::Replenish => replenish(&shared),
+            Chore::DeleteBelow(below) => delete_below(&shared, below),
+            Chore::Stop => return,
+        }
+    }
+}
+
+fn replenish(shared: &Shared) {
+    loop {
+        let id = {
+            let mut core = shared.core.lock();
+            if core.spares.len() >= SPARES || core.closing {
+                return;
+            }
+            let id = core.next_segment_id;
+            core.next_segment_id = id.next();
+            id
+        };
+        let created = Segment::create(&*shared.fs, &shared.dir, id, shared.options.segment_bytes);
+        let mut core = shared.core.lock();
+        match created {
+            Ok(segment) => {
+                shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+                core.spares.push_back(Arc::new(segment));
+                core.spare_error = None;
+                shared.progress.notify_all();
+            }
+            Err(error) => {
+                // Give the id back: ids on disk must stay gapless, since recovery reads a gap
+                // as the end of a deletion.
+                assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
+                core.next_segment_id = id;
+                let kind = match &error {
+                    crate::error::Error::Io(io_error) => io_error.kind(),
+                    _ => std::io::ErrorKind::Other,
+                };
+                core.spare_error = Some((kind, error.to_string()));
+                shared.progress.notify_all();
+                return;
+            }
+        }
+    }
+}
+
+/// Deletes oldest first, so a crash part-way leaves a gap-free run of newer segments.
+fn delete_below(shared: &Shared, below: SegmentId) {
+    let doomed: Vec<Arc<Segment>> = {
+        let mut core = shared.core.lock();
+        let below = below.min(core.active.id);
+        let ids: Vec<SegmentId> = core.segments.range(..below).map(|(id, _)| *id).collect();
+        ids.iter().filter_map(|id| core.segments.remove(id)).collect()
+    };
+    if doomed.is_empty() {
+        return;
+    }
+    let mut failed = false;
+    for segment in &doomed {
+        failed |= shared.fs.remove(&segment.path).is_err();
+    }
+    failed |= shared.fs.sync_dir(&shared.dir).is_err();
+    // A segment that could not be deleted, or whose deletion was not made durable, is found
+    // again and deleted by the next open; nothing live is in it.
+    shared.stats.segments_deleted.fetch_add(doomed.len() as u64, Ordering::Relaxed);
+    if failed {
+        shared.stats.housekeeping_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}

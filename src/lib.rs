@@ -1,0 +1,49 @@
+//! raftwal: a segmented, checksummed, group-committing write-ahead log, built to be the log
+//! store of a Raft node.
+//!
+//! Many appends, from many threads or one pipelined leader, share one write and one fdatasync.
+//! The log can be truncated (a Raft conflict) and purged (after a snapshot); the hard state and
+//! snapshot meta go through the same ordered pipeline as the entries; and `open` recovers to a
+//! state that holds every acknowledged entry and never serves a corrupt one.
+//!
+//! ```
+//! use raftwal::{Entry, HardState, Options, Wal};
+//!
+//! # fn main() -> raftwal::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! let wal = Wal::open(dir.path(), Options::default())?;
+//! let entries: Vec<Entry> =
+//!     (1..=3).map(|index| Entry { index, term: 1, data: vec![index as u8; 16] }).collect();
+//! let done = wal.append(&entries)?; // readable now
+//! assert_eq!(wal.entry(2)?.data, vec![2; 16]);
+//! done.wait()?; // durable now
+//! wal.set_hard_state(HardState { term: 1, vote: 7, commit: 3 })?.wait()?;
+//! wal.close()?;
+//!
+//! let wal = Wal::open(dir.path(), Options::default())?;
+//! assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(3)));
+//! assert_eq!(wal.hard_state(), Some(HardState { term: 1, vote: 7, commit: 3 }));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See `ARCHITECTURE.md` for how it works and `docs/format.md` for the bytes on disk.
+
+mod commit;
+mod error;
+mod format;
+pub mod fs;
+mod housekeeper;
+mod index;
+mod options;
+mod recovery;
+mod segment;
+mod state;
+mod wal;
+
+pub use commit::Completion;
+pub use error::{Error, Result};
+pub use options::{Options, RecoveryMode, SyncMode};
+pub use recovery::{Cut, RecoveryReport};
+pub use state::{Entry, HardState, SnapshotMeta};
+pub use wal::{Stats, Wal};

@@ -1,0 +1,363 @@
+//! Opening a directory: find the segments, verify every record, replay them into a `LogState`,
+//! and repair what a crash left behind, durably, before anything new is written.
+//!
+//! Where scanning a segment stops (a zero length, a bad record, the end of the file) decides
+//! what happened there:
+//! - the rest of the segment is zeros: the clean end of the log in that segment;
+//! - the newest segment holding data, and no later valid batch record says the bytes at the stop
+//!   were already durable: a torn tail, cut (in `RecoveryMode::TornTail`);
+//! - anything else: corruption, reported with the file and offset (or, in
+//!   `RecoveryMode::Salvage`, the log is cut there).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, Checkpoint, Kind, Record, RecordFault, SEGMENT_HEADER_BYTES, SEGMENT_SUFFIX, SegmentId,
+};
+use crate::fs::Fs;
+use crate::index::Location;
+use crate::options::{Options, RecoveryMode};
+use crate::segment::{Segment, TEMP_SUFFIX};
+use crate::state::{HardState, LogState, SnapshotMeta};
+
+pub const LOCK_FILE: &str = "LOCK";
+
+/// What `Wal::open` found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Segments read, empty preallocated ones included.
+    pub segments: usize,
+    /// Bytes of records verified.
+    pub record_bytes: u64,
+    pub records: u64,
+    /// Segments deleted because the durable state no longer needed them (a purge whose deletion
+    /// a crash interrupted), plus leftover partial preallocations.
+    pub obsolete_files_deleted: usize,
+    /// A torn write at the end of the newest segment, cut: where it began and how many bytes
+    /// after it were zeroed.
+    pub torn_tail: Option<Cut>,
+    /// `RecoveryMode::Salvage` only: where damage cut the log, and the later segment files
+    /// deleted with everything in them.
+    pub salvaged: Option<(Cut, Vec<PathBuf>)>,
+}
+
+/// A place where recovery cut the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub bytes_zeroed: u64,
+    pub reason: String,
+}
+
+/// The segment appends continue in.
+pub struct Active {
+    pub segment: Segment,
+    pub offset: u64,
+    /// No checkpoint record is in the segment yet; the first write must start with one.
+    pub needs_checkpoint: bool,
+}
+
+pub struct Recovered {
+    pub log: LogState,
+    /// Segments holding records, oldest first, sealed; the active one is not among them.
+    pub sealed: Vec<Segment>,
+    pub active: Option<Active>,
+    /// Preallocated segments never written.
+    pub spares: VecDeque<Segment>,
+    pub next_segment_id: SegmentId,
+    pub report: RecoveryReport,
+}
+
+pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> {
+    let mut report = RecoveryReport::default();
+    let (ids, next_segment_id) = list_segments(fs, dir, &mut report)?;
+    let mut segments = Vec::with_capacity(ids.len());
+    for (at, &id) in ids.iter().enumerate() {
+        let path = dir.join(id.file_name());
+        let file = fs.open(&path)?;
+        let bytes = file.len()?;
+        let mut header = [0u8; SEGMENT_HEADER_BYTES];
+        let readable = header.len().min(bytes as usize);
+        file.read_exact_at(&mut header[..readable], 0)?;
+        match format::decode_segment_header(&header[..readable], id) {
+            Ok(salt) => segments.push(Segment::from_parts(id, salt, path, bytes, file)),
+            Err(fault) if options.recovery == RecoveryMode::Salvage => {
+                let cut = Cut { path, offset: 0, bytes_zeroed: 0, reason: fault.to_string() };
+                let dropped: Vec<PathBuf> = ids[at..].iter().map(|id| dir.join(id.file_name())).collect();
+                delete_files(fs, dir, &dropped)?;
+                report.salvaged = Some((cut, dropped));
+                break;
+            }
+            Err(fault) => return Err(Error::Corruption { path, offset: 0, reason: fault.to_string() }),
+        }
+    }
+    report.segments = segments.len();
+
+    let mut spares = VecDeque::new();
+    while let Some(last) = segments.last() {
+        last.seal()?;
+        if !is_blank(last.bytes_of(SEGMENT_HEADER_BYTES as u64)) {
+            break;
+        }
+        spares.push_front(segments.pop().expect("last exists"));
+    }
+
+    let mut replay = Replay { log: None, report: &mut report };
+    let mut sealed = Vec::with_capacity(segments.len());
+    let mut active = None;
+    let newest = segments.last().map(|segment| segment.id);
+    let mut segments = segments.into_iter();
+    while let Some(segment) = segments.next() {
+        segment.seal()?;
+        let scan = replay.segment(&segment);
+        let bytes = segment.bytes_of(0);
+        let stop = scan.stop as usize;
+        let tail = Tail::after(bytes, stop, segment.seed);
+        let damaged = scan.fault.is_some() || tail.last_nonzero.is_some();
+        let is_newest = Some(segment.id) == newest;
+        if !damaged {
+            if is_newest {
+                active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
+            } else {
+                sealed.push(segment);
+            }
+            continue;
+        }
+        let reason = scan.fault.clone().unwrap_or_else(|| "bytes after the end of the log".into());
+        let torn = is_newest && !tail.durable_claim && scan.replay_error.is_none();
+        let cut_end = tail.last_nonzero.unwrap_or(stop);
+        match options.recovery {
+            RecoveryMode::TornTail if torn => {
+                let segment = zero_range(segment, scan.stop, cut_end as u64)?;
+                replay.report.torn_tail =
+                    Some(Cut { path: segment.path.clone(), offset: scan.stop, bytes_zeroed: (cut_end - stop) as u64, reason });
+                active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
+            }
+            RecoveryMode::Salvage => {
+                let segment = zero_range(segment, scan.stop, cut_end as u64)?;
+                let cut = Cut { path: segment.path.clone(), offset: scan.stop, bytes_zeroed: (cut_end - stop) as u64, reason };
+                let dropped: Vec<PathBuf> = segments.by_ref().map(|later| later.path.clone()).collect();
+                delete_files(fs, dir, &dropped)?;
+                replay.report.salvaged = Some((cut, dropped));
+                active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
+                break;
+            }
+            _ => return Err(segment.corruption(scan.stop, reason)),
+        }
+    }
+
+    let log = replay.log.unwrap_or_default();
+    if let Some((first, last)) = log.index.missing() {
+        return Err(Error::MissingEntries { first, last });
+    }
+    if let Some(active) = &mut active {
+        active.segment.unseal();
+    }
+    Ok(Recovered { log, sealed, active, spares, next_segment_id, report })
+}
+
+/// The segment ids to replay, oldest first, and the id a new segment gets.
+///
+/// Segments are deleted oldest first, so a gap in the ids means everything before it was
+/// being deleted: only the run after the last gap is live. Leftover partial preallocations are
+/// deleted; any other file is an error.
+fn list_segments(fs: &dyn Fs, dir: &Path, report: &mut RecoveryReport) -> Result<(Vec<SegmentId>, SegmentId)> {
+    let mut ids = Vec::new();
+    let mut obsolete = Vec::new();
+    for name in fs.list(dir)? {
+        if name == LOCK_FILE {
+            continue;
+        }
+        if let Some(id) = SegmentId::parse(&name) {
+            ids.push(id);
+        } else if name.strip_suffix(TEMP_SUFFIX).and_then(SegmentId::parse).is_some() {
+            obsolete.push(dir.join(&name));
+        } else {
+            return Err(Error::ForeignFile(dir.join(name)));
+        }
+    }
+    ids.sort_unstable();
+    let next_segment_id = ids.last().map_or(SegmentId(1), |id| id.next());
+    let live_from = ids.windows(2).rposition(|pair| pair[1].0 != pair[0].0 + 1).map_or(0, |at| at + 1);
+    obsolete.extend(ids.drain(..live_from).map(|id| dir.join(id.file_name())));
+    report.obsolete_files_deleted += obsolete.len();
+    delete_files(fs, dir, &obsolete)?;
+    Ok((ids, next_segment_id))
+}
+
+fn delete_files(fs: &dyn Fs, dir: &Path, paths: &[PathBuf]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    for path in paths {
+        debug_assert!(path.to_string_lossy().contains(SEGMENT_SUFFIX));
+        fs.remove(path)?;
+    }
+    fs.sync_dir(dir)?;
+    Ok(())
+}
+
+/// Overwrites `[from, to)` of a segment with zeros and makes that durable, so that nothing
+/// that was there can validate again once new records are written in front of it.
+fn zero_range(mut segment: Segment, from: u64, to: u64) -> Result<Segment> {
+    const CHUNK_BYTES: u64 = 1 << 20;
+    segment.unseal();
+    if to > from {
+        let zeros = vec![0u8; (to - from).min(CHUNK_BYTES) as usize];
+        let mut at = from;
+        while at < to {
+            let len = (to - at).min(CHUNK_BYTES);
+            segment.file().write_all_at(&zeros[..len as usize], at)?;
+            at += len;
+        }
+        segment.file().sync_data()?;
+    }
+    Ok(segment)
+}
+
+fn is_blank(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(64);
+    chunks.all(|chunk| chunk.iter().fold(0, |acc, byte| acc | byte) == 0) && chunks.remainder().iter().all(|&b| b == 0)
+}
+
+/// What lies after the place where scanning a segment stopped.
+struct Tail {
+    /// End of the last 8-byte word holding a nonzero byte.
+    last_nonzero: Option<usize>,
+    /// A valid batch record says bytes at or after the stop were durable before it was written.
+    durable_claim: bool,
+}
+
+impl Tail {
+    fn after(bytes: &[u8], stop: usize, seed: u32) -> Tail {
+        let mut tail = Tail { last_nonzero: None, durable_claim: false };
+        let mut at = stop;
+        while at + 8 <= bytes.len() {
+            let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+            if word != 0 {
+                tail.last_nonzero = Some(at + 8);
+                if let Ok(record) = format::decode_record(&bytes[at..], seed)
+                    && record.head.kind == Kind::Batch
+                    && format::decode_u64s::<1>(record.payload).is_some_and(|[durable_to]| durable_to > stop as u64)
+                {
+                    tail.durable_claim = true;
+                }
+            }
+            at += format::RECORD_ALIGN;
+        }
+        tail
+    }
+}
+
+/// How scanning one segment went.
+struct SegmentScan {
+    /// Offset after the last record replayed.
+    stop: u64,
+    /// Why scanning stopped before the end of the file, unless at a zero length.
+    fault: Option<String>,
+    /// A record validated but contradicts the log (a bug or a forged record, never a torn write).
+    replay_error: Option<String>,
+    checkpointed: bool,
+}
+
+struct Replay<'a> {
+    log: Option<LogState>,
+    report: &'a mut RecoveryReport,
+}
+
+impl Replay<'_> {
+    fn segment(&mut self, segment: &Segment) -> SegmentScan {
+        let bytes = segment.bytes_of(0);
+        let mut scan = SegmentScan {
+            stop: SEGMENT_HEADER_BYTES as u64,
+            fault: None,
+            replay_error: None,
+            checkpointed: false,
+        };
+        while (scan.stop as usize) < bytes.len() {
+            let at = scan.stop as usize;
+            let record = match format::decode_record(&bytes[at..], segment.seed) {
+                Ok(record) => record,
+                Err(RecordFault::Empty) => break,
+                Err(fault) => {
+                    scan.fault = Some(fault.to_string());
+                    break;
+                }
+            };
+            if let Err(reason) = self.apply(segment, at as u64, &record, &mut scan) {
+                scan.fault = Some(reason.clone());
+                scan.replay_error = Some(reason);
+                break;
+            }
+            self.report.records += 1;
+            self.report.record_bytes += record.bytes_aligned as u64;
+            scan.stop += record.bytes_aligned as u64;
+        }
+        scan
+    }
+
+    fn apply(&mut self, segment: &Segment, offset: u64, record: &Record<'_>, scan: &mut SegmentScan) -> Result<(), String> {
+        let head = record.head;
+        if head.group != 0 {
+            return Err(format!("record for raft group {}, this version knows only group 0", head.group));
+        }
+        match head.kind {
+            Kind::Batch => {
+                return format::decode_u64s::<1>(record.payload).map(|_| ()).ok_or_else(|| "bad batch record".into());
+            }
+            Kind::Checkpoint => {
+                if scan.checkpointed {
+                    return Err("second checkpoint in one segment".into());
+                }
+                scan.checkpointed = true;
+                let checkpoint = Checkpoint::decode(record.payload).ok_or("bad checkpoint payload")?;
+                return match &self.log {
+                    None => {
+                        self.log = Some(LogState::from_checkpoint(checkpoint));
+                        Ok(())
+                    }
+                    Some(log) if log.checkpoint() == checkpoint => Ok(()),
+                    Some(_) => Err("checkpoint disagrees with the log replayed before it".into()),
+                };
+            }
+            _ if !scan.checkpointed => return Err(format!("{:?} record before the segment's checkpoint", head.kind)),
+            _ => {}
+        }
+        let log = self.log.as_mut().expect("a checkpoint came first");
+        let fail = |error: Error| error.to_string();
+        match head.kind {
+            Kind::Entry => {
+                log.check_append(head.index).map_err(fail)?;
+                let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
+                log.apply_entry(head.index, head.term, Location { segment: segment.id, offset });
+            }
+            Kind::Truncate => {
+                log.check_truncate(head.index).map_err(fail)?;
+                log.apply_truncate(head.index);
+            }
+            Kind::Purge => {
+                // Written only when it dropped something; during replay the entries it drops may
+                // be missing, so the term comes from the record.
+                log.check_purge(head.index).map_err(fail)?;
+                if head.index >= log.index.first() {
+                    log.apply_purge(head.index, head.term);
+                }
+            }
+            Kind::HardState => {
+                let [term, vote, commit] = format::decode_u64s::<3>(record.payload).ok_or("bad hard state payload")?;
+                log.hard_state = Some(HardState { term, vote, commit });
+            }
+            Kind::Snapshot => {
+                let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
+                log.check_snapshot(&meta).map_err(fail)?;
+                log.apply_snapshot(meta);
+            }
+            Kind::Batch | Kind::Checkpoint => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,133 @@
+//! One segment file: created preallocated, written by the committer, read by anyone, mapped
+//! once sealed.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Kind, RECORD_HEADER_BYTES, SegmentId};
+use crate::fs::{FileHandle, Fs, Mapping};
+use crate::state::Entry;
+
+/// Suffix of a segment being preallocated; such a file is never read and is deleted on open.
+pub const TEMP_SUFFIX: &str = ".tmp";
+const ZEROS_CHUNK_BYTES: usize = 1 << 20;
+
+pub struct Segment {
+    pub id: SegmentId,
+    /// The checksum seed every record in this segment is sealed with.
+    pub seed: u32,
+    pub path: PathBuf,
+    pub bytes: u64,
+    file: Box<dyn FileHandle>,
+    map: OnceLock<Box<dyn Mapping>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Segment {
+    /// Creates segment `id` of `bytes` bytes: header, then zeros written (not just allocated)
+    /// to the end, so later fdatasyncs need not commit size or extent changes. The file gets
+    /// its final name only once it is complete and durable, and the directory is synced.
+    pub fn create(fs: &dyn Fs, dir: &Path, id: SegmentId, bytes: u64) -> Result<Segment> {
+        let path = dir.join(id.file_name());
+        let temp = dir.join(format!("{}{TEMP_SUFFIX}", id.file_name()));
+        let salt = fs.salt();
+        let file = fs.create_new(&temp)?;
+        let written = (|| {
+            file.write_all_at(&format::encode_segment_header(id, salt), 0)?;
+            let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
+            let mut at = format::SEGMENT_HEADER_BYTES as u64;
+            while at < bytes {
+                let len = (bytes - at).min(ZEROS_CHUNK_BYTES as u64) as usize;
+                file.write_all_at(&zeros[..len], at)?;
+                at += len as u64;
+            }
+            file.sync_all()?;
+            fs.rename(&temp, &path)?;
+            fs.sync_dir(dir)
+        })();
+        if let Err(error) = written {
+            // Best effort: a leftover temp file is deleted on the next open anyway.
+            let _ = fs.remove(&temp);
+            return Err(error.into());
+        }
+        Ok(Segment::from_parts(id, salt, path, bytes, file))
+    }
+
+    pub fn from_parts(id: SegmentId, salt: u64, path: PathBuf, bytes: u64, file: Box<dyn FileHandle>) -> Segment {
+        Segment {
+            id,
+            seed: format::segment_seed(id, salt),
+            path,
+            bytes,
+            file,
+            map: OnceLock::new(),
+        }
+    }
+
+    pub fn file(&self) -> &dyn FileHandle {
+        &*self.file
+    }
+
+    /// Maps the segment for reads. Call only once nothing will write it again.
+    pub fn seal(&self) -> Result<()> {
+        if self.map.get().is_none() {
+            let map = self.file.map()?;
+            let _ = self.map.set(map);
+        }
+        Ok(())
+    }
+
+    /// The mapped bytes from `from` on; empty unless sealed.
+    pub fn bytes_of(&self, from: u64) -> &[u8] {
+        self.map.get().and_then(|map| map.bytes().get(from as usize..)).unwrap_or_default()
+    }
+
+    /// Drops the mapping before the segment is written again (recovery's repair, or appends
+    /// continuing in the newest segment).
+    pub fn unseal(&mut self) {
+        self.map.take();
+    }
+
+    pub fn corruption(&self, offset: u64, reason: impl ToString) -> Error {
+        Error::Corruption { path: self.path.clone(), offset, reason: reason.to_string() }
+    }
+
+    /// Reads and verifies the entry record at `offset`, which the index says holds `index`.
+    pub fn read_entry(&self, offset: u64, index: u64) -> Result<Entry> {
+        match self.map.get() {
+            Some(map) => {
+                let bytes = map.bytes().get(offset as usize..).unwrap_or_default();
+                self.decode_entry(bytes, offset, index)
+            }
+            None => {
+                let mut header = [0u8; RECORD_HEADER_BYTES];
+                self.file.read_exact_at(&mut header, offset)?;
+                let len = format::record_bytes(&header) as u64;
+                if len < RECORD_HEADER_BYTES as u64 || offset + len > self.bytes {
+                    return Err(self.corruption(offset, format!("record length {len}")));
+                }
+                let mut record = vec![0u8; len as usize];
+                self.file.read_exact_at(&mut record, offset)?;
+                self.decode_entry(&record, offset, index)
+            }
+        }
+    }
+
+    /// Verifies an entry record in `bytes`, which starts at `offset` of this segment.
+    pub fn decode_entry(&self, bytes: &[u8], offset: u64, index: u64) -> Result<Entry> {
+        let record = format::decode_record(bytes, self.seed).map_err(|fault| self.corruption(offset, fault))?;
+        if record.head.kind != Kind::Entry || record.head.index != index {
+            return Err(self.corruption(
+                offset,
+                format!("expected entry {index}, found {:?} {}", record.head.kind, record.head.index),
+            ));
+        }
+        Ok(Entry { index, term: record.head.term, data: record.payload.to_vec() })
+    }
+}

@@ -1,0 +1,702 @@
+//! The public `Wal`: operations validate, encode their records into the commit queue and
+//! change the in-memory state under one lock, then return a `Completion`; the committer makes
+//! them durable in order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::commit::{self, Callback, Chunk, Completion, Queue};
+use crate::error::{Error, Result};
+use crate::format::{
+    self, BATCH_PAYLOAD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId,
+    record_bytes_aligned,
+};
+use crate::fs::{Fs, LockGuard, StdFs};
+use crate::housekeeper::{self, Chore};
+use crate::index::Location;
+use crate::options::{Options, SyncMode};
+use crate::recovery::{self, LOCK_FILE, RecoveryReport};
+use crate::segment::Segment;
+use crate::state::{Entry, HardState, LogState, SnapshotMeta};
+
+/// State shared by the API, the committer and the housekeeper.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub fs: Arc<dyn Fs>,
+    pub options: Options,
+    pub core: Mutex<Core>,
+    /// The committer waits here for queued work.
+    pub work: Condvar,
+    /// Everyone else waits here: for durability, queue space, a spare segment.
+    pub progress: Condvar,
+    pub stats: Counters,
+    pub chores: Sender<Chore>,
+}
+
+/// Everything behind the lock.
+pub(crate) struct Core {
+    pub log: LogState,
+    /// Every segment file holding records, the active one included; not the spares.
+    pub segments: BTreeMap<SegmentId, Arc<Segment>>,
+    pub active: Arc<Segment>,
+    /// Where the next record in the active segment goes.
+    pub active_offset: u64,
+    /// The active segment has no checkpoint yet: the next record written must be one.
+    pub needs_checkpoint: bool,
+    pub spares: VecDeque<Arc<Segment>>,
+    /// Why the last preallocation failed; appends that need a new segment fail with it.
+    pub spare_error: Option<(io::ErrorKind, String)>,
+    pub next_segment_id: SegmentId,
+    pub queue: Queue,
+    /// Chunks the committer is writing; still read from memory until written.
+    pub inflight: Arc<Vec<Chunk>>,
+    /// Every record before this (segment, offset) has been handed to the OS.
+    pub written: (SegmentId, u64),
+    pub next_seq: u64,
+    pub durable_seq: u64,
+    pub poisoned: Option<Arc<io::Error>>,
+    /// No new operations; the committer drains the queue and stops.
+    pub closing: bool,
+    /// The committer has stopped.
+    pub stopped: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub entries: AtomicU64,
+    pub appends: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub batches: AtomicU64,
+    pub segments_created: AtomicU64,
+    pub segments_deleted: AtomicU64,
+    pub housekeeping_errors: AtomicU64,
+}
+
+/// Counters since open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Entries appended.
+    pub entries: u64,
+    /// `append` and `append_with` calls.
+    pub appends: u64,
+    /// Bytes handed to the OS by the committer.
+    pub bytes_written: u64,
+    /// fdatasyncs issued on segments (directory syncs not counted).
+    pub fsyncs: u64,
+    /// Write batches the committer took from the queue.
+    pub batches: u64,
+    pub segments_created: u64,
+    pub segments_deleted: u64,
+    /// Obsolete segments the housekeeper failed to delete (the next open deletes them).
+    pub housekeeping_errors: u64,
+    /// Entries in the log and the heap bytes its index holds.
+    pub index_entries: u64,
+    pub index_bytes: u64,
+}
+
+const BATCH_RECORD_BYTES: usize = record_bytes_aligned(BATCH_PAYLOAD_BYTES);
+
+impl Core {
+    fn check_usable(&self) -> Result<()> {
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned(cause.clone()));
+        }
+        if self.closing {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Bytes a new chunk in the active segment adds before the operation's own records.
+    fn overhead(&self) -> usize {
+        let new_chunk = self.queue.chunks.last().is_none_or(|chunk| chunk.segment.id != self.active.id);
+        let checkpoint = if self.needs_checkpoint { self.checkpoint_bytes() } else { 0 };
+        (if new_chunk { BATCH_RECORD_BYTES } else { 0 }) + checkpoint
+    }
+
+    fn checkpoint_bytes(&self) -> usize {
+        record_bytes_aligned(self.log.checkpoint().encoded_bytes())
+    }
+
+    fn room(&self) -> u64 {
+        self.active.bytes.saturating_sub(self.active_offset)
+    }
+
+    /// Makes the next spare the active segment.
+    fn rotate(&mut self, spare: Arc<Segment>) {
+        assert!(spare.id > self.active.id, "segments rotate in id order");
+        self.segments.insert(spare.id, spare.clone());
+        self.active = spare;
+        self.active_offset = SEGMENT_HEADER_BYTES as u64;
+        self.needs_checkpoint = true;
+        let active = self.active.id;
+        self.log.index.shrink_sealed(active);
+    }
+
+    /// Encodes one record into the queue, opening a chunk (batch record, then a checkpoint if
+    /// the segment has none) when the queue has no chunk for the active segment yet.
+    fn emit(&mut self, sync: SyncMode, head: RecordHead, payload: &[u8]) -> Location {
+        if self.queue.chunks.last().is_none_or(|chunk| chunk.segment.id != self.active.id) {
+            self.open_chunk(sync);
+        }
+        let segment = self.active.id;
+        let offset = self.active_offset;
+        let chunk = self.queue.chunks.last_mut().expect("a chunk is open");
+        debug_assert_eq!(chunk.end(), offset);
+        let before = chunk.buf.len();
+        format::encode_record(&mut chunk.buf, self.active.seed, head, payload);
+        let bytes = chunk.buf.len() - before;
+        self.active_offset += bytes as u64;
+        self.queue.bytes += bytes;
+        assert!(self.active_offset <= self.active.bytes, "record past the end of its segment");
+        Location {
+            segment,
+            offset: u32::try_from(offset).expect("segments are at most 4 GiB"),
+        }
+    }
+
+    fn open_chunk(&mut self, sync: SyncMode) {
+        let start = self.active_offset;
+        // In SyncMode::Data the committer syncs each batch before it writes the next, so all
+        // bytes before this chunk are durable by the time this chunk reaches the disk.
+        let durable_to = match sync {
+            SyncMode::Data => start,
+            SyncMode::None => SEGMENT_HEADER_BYTES as u64,
+        };
+        self.queue.chunks.push(Chunk { segment: self.active.clone(), start, buf: Vec::new() });
+        let head = RecordHead { kind: Kind::Batch, group: 0, index: 0, term: 0 };
+        let payload: [u8; BATCH_PAYLOAD_BYTES] = format::encode_u64s([durable_to]);
+        self.emit(sync, head, &payload);
+        if self.needs_checkpoint {
+            self.needs_checkpoint = false;
+            let checkpoint = self.log.checkpoint().encode();
+            let head = RecordHead { kind: Kind::Checkpoint, group: 0, index: 0, term: 0 };
+            self.emit(sync, head, &checkpoint);
+        }
+    }
+
+    /// Ends an operation: gives it the next sequence number.
+    fn seal_op(&mut self, callback: Option<Callback>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.last_seq = seq;
+        self.queue.callbacks.extend(callback);
+        seq
+    }
+
+    /// After a purge or snapshot: segments below the oldest one still holding an entry can go
+    /// once this batch is durable. Forces a sync so deletion never runs ahead of the record.
+    fn schedule_deletion(&mut self) {
+        let below = self.log.index.oldest_segment().unwrap_or(self.active.id).min(self.active.id);
+        self.queue.delete_below = Some(self.queue.delete_below.map_or(below, |earlier| earlier.max(below)));
+        self.queue.force_sync = true;
+    }
+
+    /// Reads entry `index`, located at `location`: from the commit queue while it is not yet
+    /// written, otherwise returns the segment to read it from outside the lock.
+    fn source(&self, index: u64, location: Location) -> Result<Source> {
+        let segment = self.segments.get(&location.segment).expect("indexed segments exist");
+        let offset = u64::from(location.offset);
+        if (location.segment, offset) < self.written {
+            return Ok(Source::File(segment.clone(), offset));
+        }
+        let bytes = self
+            .inflight
+            .iter()
+            .chain(&self.queue.chunks)
+            .find_map(|chunk| chunk.bytes_at(location.segment, offset))
+            .expect("an unwritten record is queued or in flight");
+        segment.decode_entry(bytes, offset, index).map(Source::Read)
+    }
+}
+
+enum Source {
+    File(Arc<Segment>, u64),
+    Read(Entry),
+}
+
+impl Shared {
+    /// Locks the core once it can take an operation of `bytes` bytes: the queue has space and
+    /// the active segment has room (rotating to a spare if needed).
+    fn lock_for(&self, bytes: usize) -> Result<MutexGuard<'_, Core>> {
+        let mut core = self.core.lock();
+        loop {
+            core.check_usable()?;
+            if core.queue.bytes > 0 && core.queue.bytes + bytes > self.options.batch_bytes_max {
+                self.progress.wait(&mut core);
+                continue;
+            }
+            if (bytes + core.overhead()) as u64 <= core.room() {
+                return Ok(core);
+            }
+            let fresh = BATCH_RECORD_BYTES + core.checkpoint_bytes() + bytes;
+            if fresh as u64 > self.options.segment_capacity() {
+                return Err(Error::TooLarge {
+                    what: "operation with its segment checkpoint",
+                    bytes: fresh as u64,
+                    limit: self.options.segment_capacity(),
+                });
+            }
+            if let Some(spare) = core.spares.pop_front() {
+                core.rotate(spare);
+                let _ = self.chores.send(Chore::Replenish);
+                continue;
+            }
+            if let Some((kind, message)) = core.spare_error.take() {
+                return Err(Error::Io(io::Error::new(kind, format!("preallocating a segment: {message}"))));
+            }
+            let _ = self.chores.send(Chore::Replenish);
+            self.progress.wait(&mut core);
+        }
+    }
+
+    fn submitted(&self, shared: &Arc<Shared>, seq: u64) -> Completion {
+        self.work.notify_one();
+        Completion::new(shared.clone(), seq)
+    }
+}
+
+/// A write-ahead log for one Raft node's log. Cheap to clone; all clones share one log.
+#[derive(Clone)]
+pub struct Wal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// `None` once closed.
+    running: Mutex<Option<Running>>,
+    report: RecoveryReport,
+}
+
+/// What an open `Wal` holds until it is closed.
+struct Running {
+    threads: Vec<JoinHandle<()>>,
+    _lock: Box<dyn LockGuard>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = stop(&self.shared, &self.running);
+    }
+}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Wal>();
+};
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("dir", &self.inner.shared.dir).finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens the log in `dir`, creating the directory if needed, and recovers it: every record
+    /// is verified, a torn tail of the newest segment is cut durably, and the state is rebuilt.
+    ///
+    /// # Errors
+    /// `Error::Locked` if another `Wal` has the directory open; `Error::ForeignFile` if it holds
+    /// files raftwal did not write; `Error::Corruption` (naming file and offset) for damage that
+    /// is not a torn tail, unless `options.recovery` says otherwise; `Error::Io` otherwise.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Wal> {
+        Wal::open_with_fs(Arc::new(StdFs), dir, options)
+    }
+
+    /// `open` on another file system, such as a fault-injecting one.
+    ///
+    /// # Errors
+    /// As `open`.
+    pub fn open_with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: Options) -> Result<Wal> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        fs.create_dir_all(&dir)?;
+        let lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|error| match error.kind() {
+            io::ErrorKind::WouldBlock => Error::Locked(dir.clone()),
+            _ => Error::Io(error),
+        })?;
+        let recovered = recovery::recover(&*fs, &dir, &options)?;
+        let mut next_segment_id = recovered.next_segment_id;
+        let mut spares: VecDeque<Arc<Segment>> = recovered.spares.into_iter().map(Arc::new).collect();
+        let (active, active_offset, needs_checkpoint) = match recovered.active {
+            Some(active) => (Arc::new(active.segment), active.offset, active.needs_checkpoint),
+            None => {
+                let segment = match spares.pop_front() {
+                    Some(spare) => spare,
+                    None => {
+                        let segment = Segment::create(&*fs, &dir, next_segment_id, options.segment_bytes)?;
+                        next_segment_id = next_segment_id.next();
+                        Arc::new(segment)
+                    }
+                };
+                (segment, SEGMENT_HEADER_BYTES as u64, true)
+            }
+        };
+        let mut segments: BTreeMap<SegmentId, Arc<Segment>> =
+            recovered.sealed.into_iter().map(|segment| (segment.id, Arc::new(segment))).collect();
+        segments.insert(active.id, active.clone());
+        let (chores, chore_queue) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            dir,
+            fs,
+            options,
+            core: Mutex::new(Core {
+                log: recovered.log,
+                segments,
+                written: (active.id, active_offset),
+                active: active.clone(),
+                active_offset,
+                needs_checkpoint,
+                spares,
+                spare_error: None,
+                next_segment_id,
+                queue: Queue::default(),
+                inflight: Arc::default(),
+                next_seq: 1,
+                durable_seq: 0,
+                poisoned: None,
+                closing: false,
+                stopped: false,
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            stats: Counters::default(),
+            chores,
+        });
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("raftwal-commit".into())
+                .spawn(move || commit::run(shared, active))?
+        };
+        let keeper = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("raftwal-housekeeper".into())
+                .spawn(move || housekeeper::run(shared, chore_queue))?
+        };
+        let _ = shared.chores.send(Chore::Replenish);
+        Ok(Wal {
+            inner: Arc::new(Inner {
+                shared,
+                running: Mutex::new(Some(Running { threads: vec![committer, keeper], _lock: lock })),
+                report: recovered.report,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Appends entries, which must continue the log (the first one's index is the log's next
+    /// index; on a fresh log, any index) and be contiguous. They are readable when this
+    /// returns; the completion resolves once they are durable.
+    ///
+    /// # Errors
+    /// `EmptyBatch`, `NotContiguous`, `TooLarge` (more than `batch_bytes_max`), `Poisoned`,
+    /// `Closed`, or `Io` if a new segment could not be preallocated (disk full). On error
+    /// nothing was appended.
+    pub fn append(&self, entries: &[Entry]) -> Result<Completion> {
+        self.append_inner(entries, None)
+    }
+
+    /// Like `append`, but calls `callback` from the committer thread once the entries are
+    /// durable (or failed). Callbacks run in submission order and must not block for long.
+    /// If `append_with` itself returns an error, the callback is dropped uncalled.
+    ///
+    /// # Errors
+    /// As `append`.
+    pub fn append_with(&self, entries: &[Entry], callback: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
+        self.append_inner(entries, Some(Box::new(callback))).map(drop)
+    }
+
+    fn append_inner(&self, entries: &[Entry], callback: Option<Callback>) -> Result<Completion> {
+        let first = entries.first().ok_or(Error::EmptyBatch)?;
+        if let Some((offset, entry)) =
+            entries.iter().enumerate().find(|(offset, entry)| entry.index != first.index + *offset as u64)
+        {
+            return Err(Error::NotContiguous { expected: first.index + offset as u64, got: entry.index });
+        }
+        let bytes: usize = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
+        let limit = self.shared().options.batch_bytes_max;
+        if bytes > limit {
+            return Err(Error::TooLarge { what: "append", bytes: bytes as u64, limit: limit as u64 });
+        }
+        let shared = self.shared();
+        let sync = shared.options.sync;
+        let mut core = shared.lock_for(bytes)?;
+        core.log.check_append(first.index)?;
+        for entry in entries {
+            let head = RecordHead { kind: Kind::Entry, group: 0, index: entry.index, term: entry.term };
+            let location = core.emit(sync, head, &entry.data);
+            core.log.apply_entry(entry.index, entry.term, location);
+        }
+        let seq = core.seal_op(callback);
+        drop(core);
+        shared.stats.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
+        shared.stats.appends.fetch_add(1, Ordering::Relaxed);
+        Ok(shared.submitted(shared, seq))
+    }
+
+    /// Drops entries `[from, ..)`, as Raft does on a conflict. Truncating at or past the end
+    /// drops nothing.
+    ///
+    /// # Errors
+    /// `Compacted` if `from` is below the first index; `Poisoned`, `Closed`.
+    pub fn truncate(&self, from: u64) -> Result<Completion> {
+        let shared = self.shared();
+        let mut core = shared.lock_for(record_bytes_aligned(0))?;
+        core.log.check_truncate(from)?;
+        if core.log.index.contains(from) {
+            let head = RecordHead { kind: Kind::Truncate, group: 0, index: from, term: 0 };
+            core.emit(shared.options.sync, head, &[]);
+            core.log.apply_truncate(from);
+        }
+        let seq = core.seal_op(None);
+        Ok(shared.submitted(shared, seq))
+    }
+
+    /// Drops entries `(.., upto]`, after a snapshot covers them. Segment files left with no
+    /// live entry are deleted once the purge is durable. Purging below the first index drops
+    /// nothing.
+    ///
+    /// # Errors
+    /// `Unavailable` if `upto` is at or past the next index; `Poisoned`, `Closed`.
+    pub fn purge(&self, upto: u64) -> Result<Completion> {
+        let shared = self.shared();
+        let mut core = shared.lock_for(record_bytes_aligned(0))?;
+        if let Some(term) = core.log.check_purge(upto)? {
+            let head = RecordHead { kind: Kind::Purge, group: 0, index: upto, term };
+            core.emit(shared.options.sync, head, &[]);
+            core.log.apply_purge(upto, term);
+            core.schedule_deletion();
+        }
+        let seq = core.seal_op(None);
+        Ok(shared.submitted(shared, seq))
+    }
+
+    /// Saves Raft's hard state, ordered after every operation submitted before it.
+    ///
+    /// # Errors
+    /// `Poisoned`, `Closed`.
+    pub fn set_hard_state(&self, hard_state: HardState) -> Result<Completion> {
+        let shared = self.shared();
+        let mut core = shared.lock_for(record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES))?;
+        let HardState { term, vote, commit } = hard_state;
+        let payload: [u8; HARD_STATE_PAYLOAD_BYTES] = format::encode_u64s([term, vote, commit]);
+        let head = RecordHead { kind: Kind::HardState, group: 0, index: 0, term: 0 };
+        core.emit(shared.options.sync, head, &payload);
+        core.log.hard_state = Some(hard_state);
+        let seq = core.seal_op(None);
+        Ok(shared.submitted(shared, seq))
+    }
+
+    /// Records a snapshot covering the log up to `meta.index`. If the log holds that entry
+    /// with `meta.term`, the entries after it stay; otherwise the whole log is discarded and
+    /// the next append must be `meta.index + 1` (Raft's InstallSnapshot rule).
+    ///
+    /// # Errors
+    /// `StaleSnapshot` if the log is already compacted past `meta.index`; `TooLarge` if
+    /// `meta.data` exceeds a quarter of a segment (it is repeated at the start of each one);
+    /// `Poisoned`, `Closed`.
+    pub fn install_snapshot(&self, meta: SnapshotMeta) -> Result<Completion> {
+        let shared = self.shared();
+        let limit = shared.options.segment_capacity() / 4;
+        if meta.data.len() as u64 > limit {
+            return Err(Error::TooLarge { what: "snapshot meta", bytes: meta.data.len() as u64, limit });
+        }
+        let mut core = shared.lock_for(record_bytes_aligned(meta.data.len()))?;
+        core.log.check_snapshot(&meta)?;
+        let head = RecordHead { kind: Kind::Snapshot, group: 0, index: meta.index, term: meta.term };
+        core.emit(shared.options.sync, head, &meta.data);
+        core.log.apply_snapshot(meta);
+        core.schedule_deletion();
+        let seq = core.seal_op(None);
+        Ok(shared.submitted(shared, seq))
+    }
+
+    /// Makes everything submitted so far durable, in any sync mode.
+    ///
+    /// # Errors
+    /// `Poisoned` if the fsync failed; `Closed`.
+    pub fn sync(&self) -> Result<()> {
+        let shared = self.shared();
+        let mut core = shared.core.lock();
+        core.check_usable()?;
+        core.queue.force_sync = true;
+        let seq = core.seal_op(None);
+        drop(core);
+        shared.submitted(shared, seq).wait()
+    }
+
+    /// Makes everything durable, stops the background threads and releases the directory.
+    /// Every clone of this `Wal` fails with `Closed` afterwards. Dropping the last clone
+    /// closes too, but cannot report errors.
+    ///
+    /// # Errors
+    /// The error of the final sync, if any.
+    pub fn close(&self) -> Result<()> {
+        stop(self.shared(), &self.inner.running)
+    }
+
+    /// Reads entries `[range.start, range.end)`, stopping before the total payload would exceed
+    /// `max_bytes`; at least one entry is returned if the range is not empty.
+    ///
+    /// # Errors
+    /// `Compacted` or `Unavailable` if the range is not all in the log; `Corruption` if a record
+    /// fails its checksum; `Poisoned`, `Closed`.
+    pub fn entries(&self, range: Range<u64>, max_bytes: u64) -> Result<Vec<Entry>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sources = {
+            let core = self.shared().core.lock();
+            core.check_usable()?;
+            for bound in [range.start, range.end - 1] {
+                if !core.log.index.contains(bound) {
+                    return Err(core.log.out_of_range(bound));
+                }
+            }
+            range
+                .clone()
+                .map(|index| {
+                    let location = core.log.index.locate(index).expect("recovery leaves no entry missing");
+                    core.source(index, location)
+                })
+                .collect::<Result<Vec<Source>>>()?
+        };
+        let mut entries = Vec::with_capacity(sources.len());
+        let mut total = 0u64;
+        for (index, source) in range.zip(sources) {
+            let entry = match source {
+                Source::File(segment, offset) => segment.read_entry(offset, index)?,
+                Source::Read(entry) => entry,
+            };
+            total += entry.data.len() as u64;
+            if total > max_bytes && !entries.is_empty() {
+                break;
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Reads entry `index`.
+    ///
+    /// # Errors
+    /// As `entries`.
+    pub fn entry(&self, index: u64) -> Result<Entry> {
+        let mut entries = self.entries(index..index + 1, u64::MAX)?;
+        Ok(entries.pop().expect("one entry was requested"))
+    }
+
+    /// The term of entry `index`; also answers for the last compacted entry (the purge point or
+    /// snapshot), as Raft's log matching needs.
+    ///
+    /// # Errors
+    /// `Compacted`, `Unavailable`, `Poisoned`, `Closed`.
+    pub fn term(&self, index: u64) -> Result<u64> {
+        let core = self.shared().core.lock();
+        core.check_usable()?;
+        core.log.term(index)
+    }
+
+    /// The index of the first entry; `None` if the log holds no entries.
+    pub fn first_index(&self) -> Option<u64> {
+        let core = self.shared().core.lock();
+        (!core.log.index.is_empty()).then(|| core.log.index.first())
+    }
+
+    /// The index of the last entry; `None` if the log holds no entries.
+    pub fn last_index(&self) -> Option<u64> {
+        let core = self.shared().core.lock();
+        (!core.log.index.is_empty()).then(|| core.log.index.next() - 1)
+    }
+
+    /// The index the next append must start at; `None` on a fresh log, which accepts any.
+    pub fn next_index(&self) -> Option<u64> {
+        self.shared().core.lock().log.next_index()
+    }
+
+    /// The last compacted entry `(index, term)`, by purge or snapshot.
+    pub fn purged(&self) -> Option<(u64, u64)> {
+        self.shared().core.lock().log.purged
+    }
+
+    pub fn hard_state(&self) -> Option<HardState> {
+        self.shared().core.lock().log.hard_state
+    }
+
+    pub fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.shared().core.lock().log.snapshot.clone()
+    }
+
+    /// What `open` found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    pub fn stats(&self) -> Stats {
+        let shared = self.shared();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = &shared.stats;
+        let (index_entries, index_bytes) = {
+            let core = shared.core.lock();
+            let index = &core.log.index;
+            (index.next() - index.first(), index.heap_bytes() as u64)
+        };
+        Stats {
+            entries: load(&counters.entries),
+            appends: load(&counters.appends),
+            bytes_written: load(&counters.bytes_written),
+            fsyncs: load(&counters.fsyncs),
+            batches: load(&counters.batches),
+            segments_created: load(&counters.segments_created),
+            segments_deleted: load(&counters.segments_deleted),
+            housekeeping_errors: load(&counters.housekeeping_errors),
+            index_entries,
+            index_bytes,
+        }
+    }
+}
+
+/// Syncs, then stops the committer (after it drains the queue) and the housekeeper.
+fn stop(shared: &Arc<Shared>, running: &Mutex<Option<Running>>) -> Result<()> {
+    let mut running = running.lock();
+    let Some(Running { threads, .. }) = running.as_mut() else {
+        return Err(Error::Closed);
+    };
+    let synced = {
+        let mut core = shared.core.lock();
+        core.check_usable().map(|()| {
+            core.queue.force_sync = true;
+            core.seal_op(None)
+        })
+    }
+    .and_then(|seq| Completion::new(shared.clone(), seq).wait());
+    {
+        let mut core = shared.core.lock();
+        core.closing = true;
+        shared.work.notify_all();
+        shared.progress.notify_all();
+    }
+    let _ = shared.chores.send(Chore::Stop);
+    for thread in threads.drain(..) {
+        thread.join().expect("raftwal threads do not panic");
+    }
+    // Releases the directory lock.
+    *running = None;
+    synced
+}
