@@ -99,6 +99,8 @@ pub struct Stats {
     pub segments_deleted: u64,
     /// Obsolete segments the housekeeper failed to delete (the next open deletes them).
     pub housekeeping_errors: u64,
+    /// Segment files holding the log now, spares not counted.
+    pub segments: u64,
     /// Entries in the log and the heap bytes its index holds.
     pub index_entries: u64,
     pub index_bytes: u64,
@@ -652,10 +654,10 @@ impl Wal {
         let shared = self.shared();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let counters = &shared.stats;
-        let (index_entries, index_bytes) = {
+        let (segments, index_entries, index_bytes) = {
             let core = shared.core.lock();
             let index = &core.log.index;
-            (index.next() - index.first(), index.heap_bytes() as u64)
+            (core.segments.len() as u64, index.next() - index.first(), index.heap_bytes() as u64)
         };
         Stats {
             entries: load(&counters.entries),
@@ -666,6 +668,7 @@ impl Wal {
             segments_created: load(&counters.segments_created),
             segments_deleted: load(&counters.segments_deleted),
             housekeeping_errors: load(&counters.housekeeping_errors),
+            segments,
             index_entries,
             index_bytes,
         }
@@ -682,7 +685,9 @@ fn stop(shared: &Arc<Shared>, running: &Mutex<Option<Running>>) -> Result<()> {
         let mut core = shared.core.lock();
         core.check_usable().map(|()| {
             core.queue.force_sync = true;
-            core.seal_op(None)
+            let seq = core.seal_op(None);
+            shared.work.notify_one();
+            seq
         })
     }
     .and_then(|seq| Completion::new(shared.clone(), seq).wait());

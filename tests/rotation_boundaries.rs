@@ -1,0 +1,137 @@
+//! Rotation through hundreds of small segments, and truncation and purge at and across every
+//! segment boundary, each checked again after a reopen.
+
+mod common;
+
+use common::{Model, entries, open, reopen, small_segments};
+
+/// The indexes at which a new segment began, learnt by appending one entry at a time and
+/// watching the segment count grow.
+fn segment_starts(wal: &raftwal::Wal, model: &mut Model, upto: u64) -> Vec<u64> {
+    let mut starts = Vec::new();
+    let mut segments = wal.stats().segments;
+    for index in 1..=upto {
+        model.append(wal, &entries(index..index + 1, 1));
+        let now = wal.stats().segments;
+        if now > segments {
+            starts.push(index);
+            segments = now;
+        }
+    }
+    starts
+}
+
+#[test]
+fn rotation_over_hundreds_of_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_segments();
+    let wal = open(dir.path(), &options);
+    let mut model = Model::default();
+    for start in (1..10_000).step_by(50) {
+        model.append(&wal, &entries(start..start + 50, 1));
+    }
+    let segments = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(segments > 200, "only {segments} files");
+    model.check(&wal);
+    let wal = reopen(wal, dir.path(), &options);
+    model.check(&wal);
+}
+
+#[test]
+fn truncate_at_every_index_around_segment_boundaries() {
+    let options = small_segments();
+    let template = tempfile::tempdir().unwrap();
+    let wal = open(template.path(), &options);
+    let mut model = Model::default();
+    let starts = segment_starts(&wal, &mut model, 200);
+    assert!(starts.len() >= 4, "boundaries at {starts:?}");
+    wal.close().unwrap();
+    drop(wal);
+
+    let points: Vec<u64> = starts.iter().flat_map(|&start| [start - 1, start, start + 1]).collect();
+    for from in points {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(template.path(), dir.path());
+        let wal = open(dir.path(), &options);
+        let mut model = model.clone();
+        model.check(&wal);
+        model.truncate(&wal, from);
+        model.check(&wal);
+        let wal = reopen(wal, dir.path(), &options);
+        model.check(&wal);
+        model.append(&wal, &entries(from..from + 70, 2));
+        let wal = reopen(wal, dir.path(), &options);
+        model.check(&wal);
+    }
+}
+
+#[test]
+fn purge_at_every_index_around_segment_boundaries_deletes_whole_segments() {
+    let options = small_segments();
+    let template = tempfile::tempdir().unwrap();
+    let wal = open(template.path(), &options);
+    let mut model = Model::default();
+    let starts = segment_starts(&wal, &mut model, 200);
+    wal.close().unwrap();
+    drop(wal);
+
+    let points: Vec<u64> = starts.iter().flat_map(|&start| [start - 1, start, start + 1]).collect();
+    for upto in points {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(template.path(), dir.path());
+        let wal = open(dir.path(), &options);
+        let mut model = model.clone();
+        let segments_before = wal.stats().segments;
+        model.purge(&wal, upto);
+        model.check(&wal);
+        let wal = reopen(wal, dir.path(), &options);
+        model.check(&wal);
+        // Every segment that held only entries at or below `upto` is gone.
+        let whole_segments_purged = starts.iter().filter(|&&start| start <= upto + 1).count();
+        assert_eq!(
+            wal.stats().segments,
+            segments_before - whole_segments_purged as u64,
+            "purge to {upto}, boundaries {starts:?}"
+        );
+        let spares = segment_files(dir.path()) as u64 - wal.stats().segments;
+        assert!(spares <= 1, "{spares} spare segment files");
+        model.append(&wal, &entries(201..230, 1));
+        let wal = reopen(wal, dir.path(), &options);
+        model.check(&wal);
+    }
+}
+
+#[test]
+fn truncate_then_purge_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_segments();
+    let wal = open(dir.path(), &options);
+    let mut model = Model::default();
+    model.append(&wal, &entries(1..300, 1));
+    model.truncate(&wal, 100);
+    model.append(&wal, &entries(100..400, 2));
+    model.truncate(&wal, 250);
+    model.append(&wal, &entries(250..500, 3));
+    model.purge(&wal, 120);
+    model.check(&wal);
+    let wal = reopen(wal, dir.path(), &options);
+    model.check(&wal);
+    model.purge(&wal, 499);
+    let wal = reopen(wal, dir.path(), &options);
+    model.check(&wal);
+    assert_eq!(wal.next_index(), Some(500));
+}
+
+fn segment_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg"))
+        .count()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
