@@ -74,7 +74,7 @@ pub struct Recovered {
 
 pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
-    let (ids, next_segment_id) = list_segments(fs, dir, &mut report)?;
+    let (ids, obsolete) = list_segments(fs, dir)?;
     let mut segments = Vec::with_capacity(ids.len());
     for (at, &id) in ids.iter().enumerate() {
         let path = dir.join(id.file_name());
@@ -140,7 +140,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
             RecoveryMode::Salvage => {
                 let segment = zero_range(segment, scan.stop, cut_end as u64)?;
                 let cut = Cut { path: segment.path.clone(), offset: scan.stop, bytes_zeroed: (cut_end - stop) as u64, reason };
-                let dropped: Vec<PathBuf> = segments.by_ref().map(|later| later.path.clone()).collect();
+                let dropped: Vec<PathBuf> =
+                    segments.by_ref().chain(spares.drain(..)).map(|later| later.path.clone()).collect();
                 delete_files(fs, dir, &dropped)?;
                 replay.report.salvaged = Some((cut, dropped));
                 active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
@@ -154,18 +155,31 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
     if let Some((first, last)) = log.index.missing() {
         return Err(Error::MissingEntries { first, last });
     }
+    // Only now that nothing live is missing is it safe to delete what the gap rule called
+    // obsolete.
+    delete_files(fs, dir, &obsolete)?;
+    report.obsolete_files_deleted = obsolete.len();
     if let Some(active) = &mut active {
         active.segment.unseal();
     }
+    // The next id follows the newest surviving segment, so the ids on disk stay gapless even
+    // after salvage deleted the newest ones.
+    let newest = spares
+        .back()
+        .or(active.as_ref().map(|active| &active.segment))
+        .or(sealed.last())
+        .map(|segment| segment.id);
+    let next_segment_id = newest.map_or(SegmentId(1), SegmentId::next);
     Ok(Recovered { log, sealed, active, spares, next_segment_id, report })
 }
 
-/// The segment ids to replay, oldest first, and the id a new segment gets.
+/// The segment ids to replay, oldest first, and the files to delete once replay succeeded.
 ///
 /// Segments are deleted oldest first, so a gap in the ids means everything before it was
-/// being deleted: only the run after the last gap is live. Leftover partial preallocations are
-/// deleted; any other file is an error.
-fn list_segments(fs: &dyn Fs, dir: &Path, report: &mut RecoveryReport) -> Result<(Vec<SegmentId>, SegmentId)> {
+/// being deleted when a crash struck (or the deletions were not yet durable): only the run
+/// after the last gap is live. Leftover partial preallocations are obsolete too; any other
+/// file is an error.
+fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<(Vec<SegmentId>, Vec<PathBuf>)> {
     let mut ids = Vec::new();
     let mut obsolete = Vec::new();
     for name in fs.list(dir)? {
@@ -181,12 +195,9 @@ fn list_segments(fs: &dyn Fs, dir: &Path, report: &mut RecoveryReport) -> Result
         }
     }
     ids.sort_unstable();
-    let next_segment_id = ids.last().map_or(SegmentId(1), |id| id.next());
     let live_from = ids.windows(2).rposition(|pair| pair[1].0 != pair[0].0 + 1).map_or(0, |at| at + 1);
     obsolete.extend(ids.drain(..live_from).map(|id| dir.join(id.file_name())));
-    report.obsolete_files_deleted += obsolete.len();
-    delete_files(fs, dir, &obsolete)?;
-    Ok((ids, next_segment_id))
+    Ok((ids, obsolete))
 }
 
 fn delete_files(fs: &dyn Fs, dir: &Path, paths: &[PathBuf]) -> Result<()> {

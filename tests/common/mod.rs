@@ -3,8 +3,12 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use raftwal::fs::{FileHandle, Fs, LockGuard, Mapping, StdFs};
 use raftwal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
 /// Entry `index` of `term`, with a payload whose length and bytes depend on both.
@@ -121,4 +125,116 @@ impl Model {
             assert_eq!(wal.term(index).unwrap(), term, "term of the purge point");
         }
     }
+}
+
+/// The real file system, with switches that make fsyncs or file creation fail.
+#[derive(Debug, Default)]
+pub struct FlakyFs {
+    pub faults: Arc<Faults>,
+}
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// fdatasync and fsync fail with EIO.
+    pub sync: AtomicBool,
+    /// Creating a file fails with ENOSPC.
+    pub create: AtomicBool,
+}
+
+impl Faults {
+    fn check(flag: &AtomicBool, errno: i32) -> io::Result<()> {
+        if flag.load(Ordering::SeqCst) { Err(io::Error::from_raw_os_error(errno)) } else { Ok(()) }
+    }
+}
+
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+impl Fs for FlakyFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdFs.list(dir)
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        Ok(Box::new(FlakyFile { inner: StdFs.open(path)?, faults: self.faults.clone() }))
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        Faults::check(&self.faults.create, ENOSPC)?;
+        Ok(Box::new(FlakyFile { inner: StdFs.create_new(path)?, faults: self.faults.clone() }))
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdFs.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+        StdFs.lock(path)
+    }
+    fn salt(&self) -> u64 {
+        StdFs.salt()
+    }
+}
+
+#[derive(Debug)]
+struct FlakyFile {
+    inner: Box<dyn FileHandle>,
+    faults: Arc<Faults>,
+}
+
+impl FileHandle for FlakyFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Faults::check(&self.faults.sync, EIO)?;
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        Faults::check(&self.faults.sync, EIO)?;
+        self.inner.sync_all()
+    }
+    fn set_len(&self, bytes: u64) -> io::Result<()> {
+        self.inner.set_len(bytes)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn map(&self) -> io::Result<Box<dyn Mapping>> {
+        self.inner.map()
+    }
+}
+
+/// Offsets of the records in a segment file, walking their lengths from the header on.
+pub fn record_offsets(segment: &[u8]) -> Vec<u64> {
+    let mut offsets = Vec::new();
+    let mut at = 64;
+    while at + 4 <= segment.len() {
+        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        offsets.push(at as u64);
+        at += len.next_multiple_of(8);
+    }
+    offsets
+}
+
+/// Segment files in `dir`, oldest first.
+pub fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    paths.sort();
+    paths
 }
