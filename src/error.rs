@@ -32,11 +32,7 @@ pub enum Error {
 
     /// Bytes on disk failed validation somewhere that is not a torn tail.
     #[error("corruption in {path} at offset {offset}: {reason}")]
-    Corruption {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corruption { path: PathBuf, offset: u64, reason: String },
 
     /// Entries the durable state says exist are in no segment (a segment file was lost).
     #[error("entries {first}..={last} are missing from the segment files")]
@@ -60,11 +56,7 @@ pub enum Error {
 
     /// An append or a snapshot is too large for one segment or one batch.
     #[error("{what} of {bytes} bytes exceeds the limit of {limit} bytes")]
-    TooLarge {
-        what: &'static str,
-        bytes: u64,
-        limit: u64,
-    },
+    TooLarge { what: &'static str, bytes: u64, limit: u64 },
 
     /// `install_snapshot` was given a snapshot older than the log's compaction point.
     #[error("snapshot at index {index} is older than the compacted prefix ending at {compacted}")]

@@ -80,8 +80,8 @@ pub const RECORD_ALIGN: usize = 8;
 
 const _: () = assert!(SEGMENT_HEADER_BYTES == 64);
 const _: () = assert!(RECORD_HEADER_BYTES == 32);
-const _: () = assert!(SEGMENT_HEADER_BYTES % RECORD_ALIGN == 0);
-const _: () = assert!(RECORD_HEADER_BYTES % RECORD_ALIGN == 0);
+const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(RECORD_ALIGN));
+const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGN));
 
 /// The largest record `record_bytes` can describe.
 pub const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -140,8 +140,7 @@ pub fn encode_segment_header(id: SegmentId, salt: u64) -> [u8; SEGMENT_HEADER_BY
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
     header[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
     header[VERSION_AT..HEADER_BYTES_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header[HEADER_BYTES_AT..SEGMENT_ID_AT]
-        .copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
+    header[HEADER_BYTES_AT..SEGMENT_ID_AT].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
     header[SEGMENT_ID_AT..SALT_AT].copy_from_slice(&id.0.to_le_bytes());
     header[SALT_AT..HEADER_RESERVED_AT].copy_from_slice(&salt.to_le_bytes());
     let crc = crc32c::crc32c(&header[..HEADER_CRC_AT]);
@@ -173,9 +172,7 @@ impl fmt::Display for HeaderFault {
 
 /// Checks a segment header and returns its salt.
 pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<u64, HeaderFault> {
-    let header = bytes
-        .get(..SEGMENT_HEADER_BYTES)
-        .ok_or(HeaderFault::Short)?;
+    let header = bytes.get(..SEGMENT_HEADER_BYTES).ok_or(HeaderFault::Short)?;
     if header[MAGIC_AT..VERSION_AT] != SEGMENT_MAGIC {
         return Err(HeaderFault::Magic);
     }
@@ -183,8 +180,7 @@ pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<u64, H
         return Err(HeaderFault::Checksum);
     }
     let version = read_u32(header, VERSION_AT);
-    if version != FORMAT_VERSION || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES
-    {
+    if version != FORMAT_VERSION || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES {
         return Err(HeaderFault::Version(version));
     }
     let id = read_u64(header, SEGMENT_ID_AT);
@@ -374,8 +370,18 @@ impl Checkpoint {
 
     pub fn decode(payload: &[u8]) -> Option<Checkpoint> {
         let fixed = payload.get(..CHECKPOINT_FIXED_BYTES)?;
-        let [first, next, purged_index, purged_term, flags, hs_term, hs_vote, hs_commit, snapshot_index, snapshot_term] =
-            decode_u64s::<10>(fixed)?;
+        let [
+            first,
+            next,
+            purged_index,
+            purged_term,
+            flags,
+            hs_term,
+            hs_vote,
+            hs_commit,
+            snapshot_index,
+            snapshot_term,
+        ] = decode_u64s::<10>(fixed)?;
         let known = CHECKPOINT_ANCHORED | CHECKPOINT_PURGED | CHECKPOINT_HARD_STATE | CHECKPOINT_SNAPSHOT;
         let data = &payload[CHECKPOINT_FIXED_BYTES..];
         if flags & !known != 0 || (flags & CHECKPOINT_SNAPSHOT == 0 && !data.is_empty()) {
@@ -480,10 +486,7 @@ mod tests {
     fn segment_header_roundtrip() {
         let header = encode_segment_header(SegmentId(42), 0xdead_beef);
         assert_eq!(decode_segment_header(&header, SegmentId(42)), Ok(0xdead_beef));
-        assert_eq!(
-            decode_segment_header(&header, SegmentId(43)),
-            Err(HeaderFault::WrongId(42))
-        );
+        assert_eq!(decode_segment_header(&header, SegmentId(43)), Err(HeaderFault::WrongId(42)));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// fsync: data and all metadata are durable.
     fn sync_all(&self) -> io::Result<()>;
     fn set_len(&self, bytes: u64) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// A read-only view of the whole file as it is now. Only for files that are no longer
     /// written: the view must not change under its reader.
     fn map(&self) -> io::Result<Box<dyn Mapping>>;
@@ -66,9 +66,7 @@ impl Fs for StdFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        std::fs::read_dir(dir)?
-            .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
-            .collect()
+        std::fs::read_dir(dir)?.map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned())).collect()
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
@@ -77,11 +75,7 @@ impl Fs for StdFs {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         Ok(Box::new(StdFile(file)))
     }
 
@@ -98,12 +92,7 @@ impl Fs for StdFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(StdLock(file))),
             Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
@@ -148,7 +137,7 @@ impl FileHandle for StdFile {
         self.0.set_len(bytes)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

@@ -2,11 +2,13 @@
 //! for 64 MiB of zeros to be written, and deletes segments that a durable purge left with
 //! nothing live.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Receiver;
 
+use crate::error::Error;
 use crate::format::SegmentId;
 use crate::segment::Segment;
 use crate::wal::Shared;
@@ -57,11 +59,10 @@ fn replenish(shared: &Shared) {
                 // as the end of a deletion.
                 assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
                 core.next_segment_id = id;
-                let kind = match &error {
-                    crate::error::Error::Io(io_error) => io_error.kind(),
-                    _ => std::io::ErrorKind::Other,
-                };
-                core.spare_error = Some((kind, error.to_string()));
+                core.spare_error = Some(match error {
+                    Error::Io(error) => error,
+                    other => io::Error::other(other.to_string()),
+                });
                 shared.progress.notify_all();
                 return;
             }

@@ -20,15 +20,8 @@ pub struct Location {
 
 #[derive(Debug)]
 enum Span {
-    Stored {
-        segment: SegmentId,
-        first: u64,
-        offsets: Vec<u32>,
-    },
-    Missing {
-        first: u64,
-        len: u64,
-    },
+    Stored { segment: SegmentId, first: u64, offsets: Vec<u32> },
+    Missing { first: u64, len: u64 },
 }
 
 impl Span {
@@ -87,12 +80,7 @@ pub struct Index {
 impl Index {
     /// An empty index whose next entry is `next`.
     pub fn empty_at(next: u64) -> Index {
-        Index {
-            first: next,
-            next,
-            spans: VecDeque::new(),
-            terms: VecDeque::new(),
-        }
+        Index { first: next, next, spans: VecDeque::new(), terms: VecDeque::new() }
     }
 
     pub fn first(&self) -> u64 {
@@ -207,10 +195,9 @@ impl Index {
     /// Where entry `index` is stored; `None` if it is not in the index or its record is lost.
     pub fn locate(&self, index: u64) -> Option<Location> {
         match self.span_of(index)? {
-            Span::Stored { segment, first, offsets } => Some(Location {
-                segment: *segment,
-                offset: offsets[(index - first) as usize],
-            }),
+            Span::Stored { segment, first, offsets } => {
+                Some(Location { segment: *segment, offset: offsets[(index - first) as usize] })
+            }
             Span::Missing { .. } => None,
         }
     }
@@ -255,9 +242,7 @@ impl Index {
                 Span::Missing { .. } => 0,
             })
             .sum();
-        offsets
-            + self.spans.capacity() * size_of::<Span>()
-            + self.terms.capacity() * size_of::<TermRun>()
+        offsets + self.spans.capacity() * size_of::<Span>() + self.terms.capacity() * size_of::<TermRun>()
     }
 
     /// Gives back spare capacity of spans that will not grow again.

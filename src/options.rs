@@ -68,7 +68,7 @@ impl Options {
                 self.segment_bytes
             ));
         }
-        if self.segment_bytes % 4096 != 0 {
+        if !self.segment_bytes.is_multiple_of(4096) {
             return invalid(format!("segment_bytes {} is not a multiple of 4096", self.segment_bytes));
         }
         if self.batch_bytes_max < RECORD_HEADER_BYTES {

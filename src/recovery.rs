@@ -79,7 +79,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
     for (at, &id) in ids.iter().enumerate() {
         let path = dir.join(id.file_name());
         let file = fs.open(&path)?;
-        let bytes = file.len()?;
+        let bytes = file.size()?;
         let mut header = [0u8; SEGMENT_HEADER_BYTES];
         let readable = header.len().min(bytes as usize);
         file.read_exact_at(&mut header[..readable], 0)?;
@@ -133,13 +133,22 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         match options.recovery {
             RecoveryMode::TornTail if torn => {
                 let segment = zero_range(segment, scan.stop, cut_end as u64)?;
-                replay.report.torn_tail =
-                    Some(Cut { path: segment.path.clone(), offset: scan.stop, bytes_zeroed: (cut_end - stop) as u64, reason });
+                replay.report.torn_tail = Some(Cut {
+                    path: segment.path.clone(),
+                    offset: scan.stop,
+                    bytes_zeroed: (cut_end - stop) as u64,
+                    reason,
+                });
                 active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
             }
             RecoveryMode::Salvage => {
                 let segment = zero_range(segment, scan.stop, cut_end as u64)?;
-                let cut = Cut { path: segment.path.clone(), offset: scan.stop, bytes_zeroed: (cut_end - stop) as u64, reason };
+                let cut = Cut {
+                    path: segment.path.clone(),
+                    offset: scan.stop,
+                    bytes_zeroed: (cut_end - stop) as u64,
+                    reason,
+                };
                 let dropped: Vec<PathBuf> =
                     segments.by_ref().chain(spares.drain(..)).map(|later| later.path.clone()).collect();
                 delete_files(fs, dir, &dropped)?;
@@ -232,7 +241,8 @@ fn zero_range(mut segment: Segment, from: u64, to: u64) -> Result<Segment> {
 
 fn is_blank(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(64);
-    chunks.all(|chunk| chunk.iter().fold(0, |acc, byte| acc | byte) == 0) && chunks.remainder().iter().all(|&b| b == 0)
+    chunks.all(|chunk| chunk.iter().fold(0, |acc, byte| acc | byte) == 0)
+        && chunks.remainder().iter().all(|&b| b == 0)
 }
 
 /// What lies after the place where scanning a segment stopped.
@@ -253,7 +263,8 @@ impl Tail {
                 tail.last_nonzero = Some(at + 8);
                 if let Ok(record) = format::decode_record(&bytes[at..], seed)
                     && record.head.kind == Kind::Batch
-                    && format::decode_u64s::<1>(record.payload).is_some_and(|[durable_to]| durable_to > stop as u64)
+                    && format::decode_u64s::<1>(record.payload)
+                        .is_some_and(|[durable_to]| durable_to > stop as u64)
                 {
                     tail.durable_claim = true;
                 }
@@ -311,14 +322,22 @@ impl Replay<'_> {
         scan
     }
 
-    fn apply(&mut self, segment: &Segment, offset: u64, record: &Record<'_>, scan: &mut SegmentScan) -> Result<(), String> {
+    fn apply(
+        &mut self,
+        segment: &Segment,
+        offset: u64,
+        record: &Record<'_>,
+        scan: &mut SegmentScan,
+    ) -> Result<(), String> {
         let head = record.head;
         if head.group != 0 {
             return Err(format!("record for raft group {}, this version knows only group 0", head.group));
         }
         match head.kind {
             Kind::Batch => {
-                return format::decode_u64s::<1>(record.payload).map(|_| ()).ok_or_else(|| "bad batch record".into());
+                return format::decode_u64s::<1>(record.payload)
+                    .map(|_| ())
+                    .ok_or_else(|| "bad batch record".into());
             }
             Kind::Checkpoint => {
                 if scan.checkpointed {
@@ -335,7 +354,9 @@ impl Replay<'_> {
                     Some(_) => Err("checkpoint disagrees with the log replayed before it".into()),
                 };
             }
-            _ if !scan.checkpointed => return Err(format!("{:?} record before the segment's checkpoint", head.kind)),
+            _ if !scan.checkpointed => {
+                return Err(format!("{:?} record before the segment's checkpoint", head.kind));
+            }
             _ => {}
         }
         let log = self.log.as_mut().expect("a checkpoint came first");
@@ -359,7 +380,8 @@ impl Replay<'_> {
                 }
             }
             Kind::HardState => {
-                let [term, vote, commit] = format::decode_u64s::<3>(record.payload).ok_or("bad hard state payload")?;
+                let [term, vote, commit] =
+                    format::decode_u64s::<3>(record.payload).ok_or("bad hard state payload")?;
                 log.hard_state = Some(HardState { term, vote, commit });
             }
             Kind::Snapshot => {

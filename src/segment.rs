@@ -59,15 +59,14 @@ impl Segment {
         Ok(Segment::from_parts(id, salt, path, bytes, file))
     }
 
-    pub fn from_parts(id: SegmentId, salt: u64, path: PathBuf, bytes: u64, file: Box<dyn FileHandle>) -> Segment {
-        Segment {
-            id,
-            seed: format::segment_seed(id, salt),
-            path,
-            bytes,
-            file,
-            map: OnceLock::new(),
-        }
+    pub fn from_parts(
+        id: SegmentId,
+        salt: u64,
+        path: PathBuf,
+        bytes: u64,
+        file: Box<dyn FileHandle>,
+    ) -> Segment {
+        Segment { id, seed: format::segment_seed(id, salt), path, bytes, file, map: OnceLock::new() }
     }
 
     pub fn file(&self) -> &dyn FileHandle {
@@ -121,7 +120,8 @@ impl Segment {
 
     /// Verifies an entry record in `bytes`, which starts at `offset` of this segment.
     pub fn decode_entry(&self, bytes: &[u8], offset: u64, index: u64) -> Result<Entry> {
-        let record = format::decode_record(bytes, self.seed).map_err(|fault| self.corruption(offset, fault))?;
+        let record =
+            format::decode_record(bytes, self.seed).map_err(|fault| self.corruption(offset, fault))?;
         if record.head.kind != Kind::Entry || record.head.index != index {
             return Err(self.corruption(
                 offset,

@@ -111,10 +111,9 @@ impl LogState {
 
     pub fn check_snapshot(&self, meta: &SnapshotMeta) -> Result<()> {
         match self.purged {
-            Some((compacted, _)) if meta.index < compacted => Err(Error::StaleSnapshot {
-                index: meta.index,
-                compacted,
-            }),
+            Some((compacted, _)) if meta.index < compacted => {
+                Err(Error::StaleSnapshot { index: meta.index, compacted })
+            }
             _ => Ok(()),
         }
     }
@@ -160,10 +159,7 @@ impl LogState {
             anchored: self.anchored,
             purged: self.purged,
             hard_state: self.hard_state.map(|hs| [hs.term, hs.vote, hs.commit]),
-            snapshot: self
-                .snapshot
-                .as_ref()
-                .map(|meta| (meta.index, meta.term, meta.data.clone())),
+            snapshot: self.snapshot.as_ref().map(|meta| (meta.index, meta.term, meta.data.clone())),
         }
     }
 
@@ -177,9 +173,7 @@ impl LogState {
             anchored: checkpoint.anchored,
             purged: checkpoint.purged,
             hard_state: checkpoint.hard_state.map(|[term, vote, commit]| HardState { term, vote, commit }),
-            snapshot: checkpoint
-                .snapshot
-                .map(|(index, term, data)| SnapshotMeta { index, term, data }),
+            snapshot: checkpoint.snapshot.map(|(index, term, data)| SnapshotMeta { index, term, data }),
         }
     }
 }

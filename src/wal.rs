@@ -52,8 +52,9 @@ pub(crate) struct Core {
     /// The active segment has no checkpoint yet: the next record written must be one.
     pub needs_checkpoint: bool,
     pub spares: VecDeque<Arc<Segment>>,
-    /// Why the last preallocation failed; appends that need a new segment fail with it.
-    pub spare_error: Option<(io::ErrorKind, String)>,
+    /// Why the last preallocation failed; the next append that needs a new segment fails with
+    /// it (and the one after that asks for a new attempt).
+    pub spare_error: Option<io::Error>,
     pub next_segment_id: SegmentId,
     pub queue: Queue,
     /// Chunks the committer is writing; still read from memory until written.
@@ -161,10 +162,7 @@ impl Core {
         self.active_offset += bytes as u64;
         self.queue.bytes += bytes;
         assert!(self.active_offset <= self.active.bytes, "record past the end of its segment");
-        Location {
-            segment,
-            offset: u32::try_from(offset).expect("segments are at most 4 GiB"),
-        }
+        Location { segment, offset: u32::try_from(offset).expect("segments are at most 4 GiB") }
     }
 
     fn open_chunk(&mut self, sync: SyncMode) {
@@ -254,8 +252,8 @@ impl Shared {
                 let _ = self.chores.send(Chore::Replenish);
                 continue;
             }
-            if let Some((kind, message)) = core.spare_error.take() {
-                return Err(Error::Io(io::Error::new(kind, format!("preallocating a segment: {message}"))));
+            if let Some(error) = core.spare_error.take() {
+                return Err(Error::Io(error));
             }
             let _ = self.chores.send(Chore::Replenish);
             self.progress.wait(&mut core);
@@ -420,7 +418,11 @@ impl Wal {
     ///
     /// # Errors
     /// As `append`.
-    pub fn append_with(&self, entries: &[Entry], callback: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
+    pub fn append_with(
+        &self,
+        entries: &[Entry],
+        callback: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
         self.append_inner(entries, Some(Box::new(callback))).map(drop)
     }
 

@@ -28,8 +28,9 @@ fn sixteen_appenders_complete_in_order_and_log_is_exact() {
                 for _ in 0..APPENDS_PER_THREAD {
                     let done = {
                         let mut next = next.lock().unwrap();
-                        let batch: Vec<Entry> =
-                            (*next..*next + ENTRIES_PER_APPEND).map(|index| entry(index, thread + 1)).collect();
+                        let batch: Vec<Entry> = (*next..*next + ENTRIES_PER_APPEND)
+                            .map(|index| entry(index, thread + 1))
+                            .collect();
                         let first = *next;
                         let completed = completed.clone();
                         wal.append_with(&batch, move |result| {

@@ -98,7 +98,10 @@ fn torn_tail_is_cut_and_appending_continues() {
                 std::fs::write(&newest, bytes).unwrap();
             }
         }
-        assert!(matches!(open_with(dir.path(), RecoveryMode::Strict), Err(Error::Corruption { .. })), "{tear}");
+        assert!(
+            matches!(open_with(dir.path(), RecoveryMode::Strict), Err(Error::Corruption { .. })),
+            "{tear}"
+        );
 
         let options = small_segments();
         let wal = open(dir.path(), &options);

@@ -5,6 +5,9 @@ mod common;
 use common::{Model, entries, open, reopen, small_segments};
 use raftwal::{HardState, Options, SnapshotMeta};
 
+/// One operation, applied to the model and the wal together.
+type Step = dyn Fn(&mut Model, &raftwal::Wal);
+
 #[test]
 fn reopen_after_each_operation_kind() {
     for options in [Options::default(), small_segments()] {
@@ -13,19 +16,28 @@ fn reopen_after_each_operation_kind() {
         let mut model = Model::default();
         model.check(&wal);
 
-        let steps: Vec<(&str, Box<dyn Fn(&mut Model, &raftwal::Wal)>)> = vec![
+        let steps: Vec<(&str, Box<Step>)> = vec![
             ("append", Box::new(|m, w| m.append(w, &entries(1..41, 1)))),
             ("hard state", Box::new(|m, w| m.set_hard_state(w, HardState { term: 1, vote: 3, commit: 20 }))),
             ("truncate", Box::new(|m, w| m.truncate(w, 31))),
             ("append after truncate", Box::new(|m, w| m.append(w, &entries(31..61, 2)))),
             ("purge", Box::new(|m, w| m.purge(w, 12))),
-            ("snapshot keeping the suffix", Box::new(|m, w| {
-                m.install_snapshot(w, SnapshotMeta { index: 20, term: 1, data: b"conf: 1,2,3".to_vec() })
-            })),
-            ("hard state again", Box::new(|m, w| m.set_hard_state(w, HardState { term: 2, vote: 1, commit: 55 }))),
-            ("snapshot discarding the log", Box::new(|m, w| {
-                m.install_snapshot(w, SnapshotMeta { index: 100, term: 5, data: vec![9; 300] })
-            })),
+            (
+                "snapshot keeping the suffix",
+                Box::new(|m, w| {
+                    m.install_snapshot(w, SnapshotMeta { index: 20, term: 1, data: b"conf: 1,2,3".to_vec() })
+                }),
+            ),
+            (
+                "hard state again",
+                Box::new(|m, w| m.set_hard_state(w, HardState { term: 2, vote: 1, commit: 55 })),
+            ),
+            (
+                "snapshot discarding the log",
+                Box::new(|m, w| {
+                    m.install_snapshot(w, SnapshotMeta { index: 100, term: 5, data: vec![9; 300] })
+                }),
+            ),
             ("append after snapshot", Box::new(|m, w| m.append(w, &entries(101..131, 5)))),
             ("purge everything", Box::new(|m, w| m.purge(w, 130))),
             ("append after purging everything", Box::new(|m, w| m.append(w, &entries(131..135, 6)))),

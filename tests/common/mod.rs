@@ -118,7 +118,10 @@ impl Model {
             }
             assert!(matches!(wal.entry(last + 1), Err(Error::Unavailable { .. })));
             if first > 0 {
-                assert!(matches!(wal.entry(first - 1), Err(Error::Compacted { .. } | Error::Unavailable { .. })));
+                assert!(matches!(
+                    wal.entry(first - 1),
+                    Err(Error::Compacted { .. } | Error::Unavailable { .. })
+                ));
             }
         }
         if let Some((index, term)) = self.purged {
@@ -205,8 +208,8 @@ impl FileHandle for FlakyFile {
     fn set_len(&self, bytes: u64) -> io::Result<()> {
         self.inner.set_len(bytes)
     }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
         self.inner.map()
