@@ -103,7 +103,9 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         if !is_blank(last.bytes_of(SEGMENT_HEADER_BYTES as u64)) {
             break;
         }
-        spares.push_front(segments.pop().expect("last exists"));
+        let mut spare = segments.pop().expect("last exists");
+        spare.unseal();
+        spares.push_front(spare);
     }
 
     let mut replay = Replay { log: None, report: &mut report };

@@ -413,7 +413,9 @@ impl Wal {
     }
 
     /// Like `append`, but calls `callback` from the committer thread once the entries are
-    /// durable (or failed). Callbacks run in submission order and must not block for long.
+    /// durable (or failed). Callbacks run in submission order. They hold up the next batch, so
+    /// they must be short, and must not wait on this `Wal` (a `Completion`, or an append that
+    /// waits for queue space), which would deadlock: hand the result to a channel instead.
     /// If `append_with` itself returns an error, the callback is dropped uncalled.
     ///
     /// # Errors
