@@ -362,6 +362,7 @@ mod tests {
         }
         index.shrink_sealed(SegmentId(9));
         let per_entry = index.heap_bytes() as f64 / 1e6;
+        eprintln!("index: {per_entry:.2} bytes per entry");
         assert!(per_entry <= 16.0, "{per_entry} bytes per entry");
     }
 }

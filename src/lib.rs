@@ -38,6 +38,8 @@ mod index;
 mod options;
 mod recovery;
 mod segment;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod state;
 mod wal;
 

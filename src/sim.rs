@@ -1,0 +1,524 @@
+//! A simulated file system for crash testing (feature `sim`).
+//!
+//! [`SimFs`] keeps, for every file, the bytes a reader sees (volatile) apart from the bytes that
+//! would survive a power loss (durable), and the writes in between. [`SimFs::power_loss`] decides
+//! the fate of each unsynced write on its own, from the seed: lost, kept, or torn (a random
+//! subset of its sectors kept). Unsynced directory changes (create, rename, remove) survive as a
+//! random prefix, as an ordered metadata journal would keep them. Faults can be planned by
+//! operation number: a power loss, an EIO, or ENOSPC once the files hold a byte budget. After a
+//! power loss every handle opened before it fails with EIO, so a `Wal` still running on the old
+//! "machine" cannot touch the new image.
+//!
+//! Everything random comes from the seed; with one submitting thread the operation sequence of
+//! the file system is the same from run to run, up to the timing of raftwal's two background
+//! threads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::fs::{FileHandle, Fs, LockGuard, Mapping};
+
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+/// A small deterministic generator (splitmix64).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound`; `bound` must not be zero.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        assert!(bound > 0, "empty range");
+        self.next_u64() % bound
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// What a planned fault does when its operation number comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Power is lost before the operation runs; it and everything after fail with EIO.
+    PowerLoss,
+    /// The operation fails with EIO and has no effect.
+    Eio,
+}
+
+type Ino = u64;
+
+#[derive(Clone, Debug, Default)]
+struct Inode {
+    durable: Vec<u8>,
+    volatile: Vec<u8>,
+    /// Writes since the last sync, oldest first: (offset, bytes).
+    unsynced: Vec<(u64, Vec<u8>)>,
+}
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Link(PathBuf, Ino),
+    Unlink(PathBuf),
+    Rename(PathBuf, PathBuf),
+}
+
+#[derive(Debug)]
+struct World {
+    rng: Rng,
+    sector_bytes: usize,
+    /// Bumped by every power loss; handles from an earlier generation fail.
+    generation: u64,
+    ops: u64,
+    plan: BTreeMap<u64, Fault>,
+    space_bytes: Option<u64>,
+    inodes: HashMap<Ino, Inode>,
+    next_ino: Ino,
+    names: BTreeMap<PathBuf, Ino>,
+    durable_names: BTreeMap<PathBuf, Ino>,
+    dir_log: Vec<DirOp>,
+    locked: Vec<PathBuf>,
+    power_losses: u64,
+}
+
+impl World {
+    /// Counts an operation and fires the fault planned for it, if any.
+    fn begin(&mut self, generation: u64) -> io::Result<()> {
+        if generation != self.generation {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        let op = self.ops;
+        self.ops += 1;
+        match self.plan.remove(&op) {
+            Some(Fault::PowerLoss) => {
+                self.power_loss();
+                Err(io::Error::from_raw_os_error(EIO))
+            }
+            Some(Fault::Eio) => Err(io::Error::from_raw_os_error(EIO)),
+            None => Ok(()),
+        }
+    }
+
+    fn power_loss(&mut self) {
+        self.power_losses += 1;
+        self.generation += 1;
+        let sector = self.sector_bytes as u64;
+        for inode in self.inodes.values_mut() {
+            let mut image = inode.durable.clone();
+            for (offset, bytes) in inode.unsynced.drain(..) {
+                let fate = self.rng.below(3);
+                if fate == 0 {
+                    continue;
+                }
+                let end = offset + bytes.len() as u64;
+                if image.len() < end as usize {
+                    image.resize(end as usize, 0);
+                }
+                let mut at = offset;
+                while at < end {
+                    let sector_end = ((at / sector) + 1) * sector;
+                    let piece_end = sector_end.min(end);
+                    if fate == 1 || self.rng.chance(50) {
+                        let from = (at - offset) as usize..(piece_end - offset) as usize;
+                        image[at as usize..piece_end as usize].copy_from_slice(&bytes[from]);
+                    }
+                    at = piece_end;
+                }
+            }
+            inode.volatile = image.clone();
+            inode.durable = image;
+        }
+        let kept = self.rng.below(self.dir_log.len() as u64 + 1) as usize;
+        let mut names = self.durable_names.clone();
+        for op in self.dir_log.drain(..).take(kept) {
+            apply(&mut names, op);
+        }
+        self.names = names.clone();
+        self.durable_names = names;
+        let live: Vec<Ino> = self.names.values().copied().collect();
+        self.inodes.retain(|ino, _| live.contains(ino));
+        self.locked.clear();
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.inodes.values().map(|inode| inode.volatile.len() as u64).sum()
+    }
+
+    fn inode(&mut self, ino: Ino) -> io::Result<&mut Inode> {
+        self.inodes.get_mut(&ino).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+fn apply(names: &mut BTreeMap<PathBuf, Ino>, op: DirOp) {
+    match op {
+        DirOp::Link(path, ino) => {
+            names.insert(path, ino);
+        }
+        DirOp::Unlink(path) => {
+            names.remove(&path);
+        }
+        DirOp::Rename(from, to) => {
+            if let Some(ino) = names.remove(&from) {
+                names.insert(to, ino);
+            }
+        }
+    }
+}
+
+/// The simulated file system. Clones share one world.
+#[derive(Clone, Debug)]
+pub struct SimFs {
+    world: Arc<Mutex<World>>,
+}
+
+impl SimFs {
+    /// An empty file system whose random choices come from `seed`; writes tear at
+    /// `sector_bytes` boundaries.
+    pub fn new(seed: u64, sector_bytes: usize) -> SimFs {
+        assert!(sector_bytes.is_power_of_two(), "sector size {sector_bytes}");
+        SimFs {
+            world: Arc::new(Mutex::new(World {
+                rng: Rng::new(seed),
+                sector_bytes,
+                generation: 0,
+                ops: 0,
+                plan: BTreeMap::new(),
+                space_bytes: None,
+                inodes: HashMap::new(),
+                next_ino: 1,
+                names: BTreeMap::new(),
+                durable_names: BTreeMap::new(),
+                dir_log: Vec::new(),
+                locked: Vec::new(),
+                power_losses: 0,
+            })),
+        }
+    }
+
+    /// Operations run so far.
+    pub fn ops(&self) -> u64 {
+        self.world.lock().ops
+    }
+
+    /// Plans `fault` for the operation `after` operations from now.
+    pub fn plan(&self, after: u64, fault: Fault) {
+        let mut world = self.world.lock();
+        let at = world.ops + after;
+        world.plan.insert(at, fault);
+    }
+
+    /// Drops every planned fault that has not fired.
+    pub fn clear_plan(&self) {
+        self.world.lock().plan.clear();
+    }
+
+    /// Writes that would make the files hold more than `bytes` in all fail with ENOSPC.
+    pub fn set_space(&self, bytes: Option<u64>) {
+        self.world.lock().space_bytes = bytes;
+    }
+
+    /// Cuts the power now: see the module docs for what survives.
+    pub fn power_loss(&self) {
+        self.world.lock().power_loss();
+    }
+
+    /// Power losses so far, planned or not.
+    pub fn power_losses(&self) -> u64 {
+        self.world.lock().power_losses
+    }
+
+    /// Flips one bit of a file's durable (and volatile) image, as a failing disk would.
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        let inode = world.inode(ino)?;
+        for image in [&mut inode.durable, &mut inode.volatile] {
+            let byte = image.get_mut(offset as usize).ok_or(io::ErrorKind::InvalidInput)?;
+            *byte ^= 1 << (bit % 8);
+        }
+        Ok(())
+    }
+
+    /// The volatile bytes of a file, read without counting as an operation.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let world = self.world.lock();
+        let ino = world.names.get(path)?;
+        Some(world.inodes[ino].volatile.clone())
+    }
+
+    /// Names of the files, in order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.world.lock().names.keys().cloned().collect()
+    }
+
+    fn handle(&self, ino: Ino, generation: u64) -> Box<dyn FileHandle> {
+        Box::new(SimFile { world: self.world.clone(), ino, generation })
+    }
+
+    fn link(world: &mut World, path: &Path, ino: Ino) {
+        world.names.insert(path.to_path_buf(), ino);
+        world.dir_log.push(DirOp::Link(path.to_path_buf(), ino));
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut world = self.world.lock();
+        let generation = world.generation;
+        world.begin(generation)?;
+        Ok(world
+            .names
+            .keys()
+            .filter(|path| path.parent() == Some(dir))
+            .filter_map(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+            .collect())
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let mut world = self.world.lock();
+        let generation = world.generation;
+        world.begin(generation)?;
+        let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        Ok(self.handle(ino, generation))
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let mut world = self.world.lock();
+        let generation = world.generation;
+        world.begin(generation)?;
+        if world.names.contains_key(path) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let ino = world.next_ino;
+        world.next_ino += 1;
+        world.inodes.insert(ino, Inode::default());
+        SimFs::link(&mut world, path, ino);
+        Ok(self.handle(ino, generation))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let generation = world.generation;
+        world.begin(generation)?;
+        world.names.remove(path).ok_or(io::ErrorKind::NotFound)?;
+        world.dir_log.push(DirOp::Unlink(path.to_path_buf()));
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let generation = world.generation;
+        world.begin(generation)?;
+        let ino = world.names.remove(from).ok_or(io::ErrorKind::NotFound)?;
+        world.names.insert(to.to_path_buf(), ino);
+        world.dir_log.push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let generation = world.generation;
+        world.begin(generation)?;
+        world.durable_names = world.names.clone();
+        world.dir_log.clear();
+        Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+        let mut world = self.world.lock();
+        if world.locked.iter().any(|held| held == path) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        world.locked.push(path.to_path_buf());
+        Ok(Box::new(SimLock {
+            world: self.world.clone(),
+            path: path.to_path_buf(),
+            generation: world.generation,
+        }))
+    }
+
+    fn salt(&self) -> u64 {
+        self.world.lock().rng.next_u64()
+    }
+}
+
+struct SimLock {
+    world: Arc<Mutex<World>>,
+    path: PathBuf,
+    generation: u64,
+}
+
+impl LockGuard for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut world = self.world.lock();
+        if world.generation == self.generation {
+            world.locked.retain(|held| *held != self.path);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    world: Arc<Mutex<World>>,
+    ino: Ino,
+    generation: u64,
+}
+
+impl FileHandle for SimFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        let inode = world.inode(self.ino)?;
+        let bytes = inode
+            .volatile
+            .get(offset as usize..offset as usize + buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        let end = offset as usize + buf.len();
+        let grows = end.saturating_sub(world.inode(self.ino)?.volatile.len()) as u64;
+        if let Some(space) = world.space_bytes
+            && world.used_bytes() + grows > space
+        {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        let inode = world.inode(self.ino)?;
+        if inode.volatile.len() < end {
+            inode.volatile.resize(end, 0);
+        }
+        inode.volatile[offset as usize..end].copy_from_slice(buf);
+        inode.unsynced.push((offset, buf.to_vec()));
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        let inode = world.inode(self.ino)?;
+        inode.durable = inode.volatile.clone();
+        inode.unsynced.clear();
+        Ok(())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+
+    fn set_len(&self, bytes: u64) -> io::Result<()> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        let inode = world.inode(self.ino)?;
+        // Modelled as durable at once: raftwal never shrinks a file it relies on.
+        inode.volatile.resize(bytes as usize, 0);
+        inode.durable.resize(bytes as usize, 0);
+        Ok(())
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        Ok(world.inode(self.ino)?.volatile.len() as u64)
+    }
+
+    fn map(&self) -> io::Result<Box<dyn Mapping>> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        Ok(Box::new(SimMapping(world.inode(self.ino)?.volatile.clone())))
+    }
+}
+
+struct SimMapping(Vec<u8>);
+
+impl Mapping for SimMapping {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(name: &str) -> PathBuf {
+        Path::new("/wal").join(name)
+    }
+
+    #[test]
+    fn synced_data_survives_power_loss_and_unsynced_data_may_not() {
+        for seed in 0..50 {
+            let fs = SimFs::new(seed, 512);
+            let file = fs.create_new(&path("a")).unwrap();
+            file.write_all_at(&[1; 2048], 0).unwrap();
+            file.sync_data().unwrap();
+            fs.sync_dir(Path::new("/wal")).unwrap();
+            file.write_all_at(&[2; 2048], 1024).unwrap();
+            fs.power_loss();
+            assert!(file.sync_data().is_err(), "old handles fail after power loss");
+            let bytes = fs.contents(&path("a")).unwrap();
+            assert_eq!(&bytes[..1024], &[1; 1024], "seed {seed}: synced bytes changed");
+            // Each sector is old, new, or (past the old end, where the size grew but the data
+            // did not land) a hole of zeros.
+            for sector in bytes[1024..].chunks(512) {
+                assert!([0, 1, 2].iter().any(|value| sector.iter().all(|b| b == value)), "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsynced_directory_changes_survive_as_a_prefix() {
+        let mut outcomes = std::collections::BTreeSet::new();
+        for seed in 0..50 {
+            let fs = SimFs::new(seed, 512);
+            drop(fs.create_new(&path("a")).unwrap());
+            fs.rename(&path("a"), &path("b")).unwrap();
+            fs.power_loss();
+            let names = fs.paths();
+            assert!(names.len() <= 1);
+            outcomes.insert(names);
+        }
+        assert_eq!(outcomes.len(), 3, "never created, created, renamed: {outcomes:?}");
+    }
+
+    #[test]
+    fn planned_faults_fire_at_their_operation() {
+        let fs = SimFs::new(7, 4096);
+        let file = fs.create_new(&path("a")).unwrap();
+        fs.plan(1, Fault::Eio);
+        file.write_all_at(b"x", 0).unwrap();
+        assert_eq!(file.sync_data().unwrap_err().raw_os_error(), Some(EIO));
+        file.sync_data().unwrap();
+        fs.set_space(Some(10));
+        assert_eq!(file.write_all_at(&[0; 20], 0).unwrap_err().raw_os_error(), Some(ENOSPC));
+        fs.plan(0, Fault::PowerLoss);
+        assert!(file.write_all_at(b"y", 0).is_err());
+        assert_eq!(fs.power_losses(), 1);
+    }
+}
