@@ -13,7 +13,7 @@
 //! an offset that is a multiple of `RECORD_ALIGN`:
 //!
 //! ```text
-//! { record_bytes u32 | crc u32 | kind u8 | reserved [3] | group u32 | index u64 | term u64 | payload | zero pad }
+//! { record_bytes u32 | crc u32 | kind u8 | flags u8 | reserved [2] | group u32 | index u64 | term u64 | payload | zero pad }
 //! ```
 //!
 //! `record_bytes` counts header and payload but not the pad, so it is never below
@@ -72,6 +72,7 @@ pub const SEGMENT_HEADER_BYTES: usize = HEADER_CRC_AT + 4;
 const LEN_AT: usize = 0;
 const CRC_AT: usize = LEN_AT + 4;
 const KIND_AT: usize = CRC_AT + 4;
+const FLAGS_AT: usize = KIND_AT + 1;
 const GROUP_AT: usize = KIND_AT + 4;
 const INDEX_AT: usize = GROUP_AT + 4;
 const TERM_AT: usize = INDEX_AT + 8;
@@ -98,7 +99,10 @@ pub enum Kind {
     Purge = 3,
     /// Payload `{ term u64 | vote u64 | commit u64 }`.
     HardState = 4,
-    /// Snapshot `index` and `term`; payload = the caller's opaque snapshot metadata.
+    /// Snapshot `index` and `term`; payload = the caller's opaque snapshot metadata. Flag
+    /// `SNAPSHOT_KEEPS_LOG`: the log held entry `index` with `term`, so the entries after it
+    /// stayed; without it the whole log was discarded. Recorded rather than recomputed, because
+    /// on replay that entry may be in a segment deleted since.
     Snapshot = 5,
     /// First records of every segment: the log's bounds when the segment began, so that older
     /// segments can be deleted. Payload is `Checkpoint::encode`.
@@ -190,10 +194,15 @@ pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<u64, H
     Ok(read_u64(header, SALT_AT))
 }
 
+/// `Kind::Snapshot` flag: the entries after the snapshot index stayed.
+pub const SNAPSHOT_KEEPS_LOG: u8 = 1;
+
 /// The fields of a record other than its payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHead {
     pub kind: Kind,
+    /// Kind-specific flags; zero unless the kind defines some.
+    pub flags: u8,
     pub group: u32,
     pub index: u64,
     pub term: u64,
@@ -209,7 +218,7 @@ pub fn encode_record(buf: &mut Vec<u8>, seed: u32, head: RecordHead, payload: &[
     let start = buf.len();
     buf.extend_from_slice(&(record_bytes as u32).to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&[head.kind as u8, 0, 0, 0]);
+    buf.extend_from_slice(&[head.kind as u8, head.flags, 0, 0]);
     buf.extend_from_slice(&head.group.to_le_bytes());
     buf.extend_from_slice(&head.index.to_le_bytes());
     buf.extend_from_slice(&head.term.to_le_bytes());
@@ -284,6 +293,7 @@ pub fn decode_record(bytes: &[u8], seed: u32) -> Result<Record<'_>, RecordFault>
     Ok(Record {
         head: RecordHead {
             kind,
+            flags: record[FLAGS_AT],
             group: read_u32(record, GROUP_AT),
             index: read_u64(record, INDEX_AT),
             term: read_u64(record, TERM_AT),
@@ -432,14 +442,19 @@ mod tests {
     const SEED: u32 = 0x5eed;
 
     fn entry(index: u64, term: u64) -> RecordHead {
-        RecordHead { kind: Kind::Entry, group: 0, index, term }
+        RecordHead { kind: Kind::Entry, flags: 0, group: 0, index, term }
     }
 
     #[test]
     fn record_roundtrip() {
         let mut buf = Vec::new();
         encode_record(&mut buf, SEED, entry(7, 3), b"hello");
-        encode_record(&mut buf, SEED, RecordHead { kind: Kind::Truncate, group: 9, index: 5, term: 0 }, b"");
+        encode_record(
+            &mut buf,
+            SEED,
+            RecordHead { kind: Kind::Truncate, flags: 0, group: 9, index: 5, term: 0 },
+            b"",
+        );
         assert_eq!(buf.len(), record_bytes_aligned(5) + record_bytes_aligned(0));
         assert_eq!(buf.len() % RECORD_ALIGN, 0);
 

@@ -42,6 +42,10 @@ pub struct RecoveryReport {
     /// `RecoveryMode::Salvage` only: where damage cut the log, and the later segment files
     /// deleted with everything in them.
     pub salvaged: Option<(Cut, Vec<PathBuf>)>,
+    /// `RecoveryMode::Salvage` only: entries (first, last) at the front of the log whose
+    /// segments a purge had deleted, when the cut also dropped that purge. They are gone; the
+    /// log now starts after them.
+    pub missing_dropped: Option<(u64, u64)>,
 }
 
 /// A place where recovery cut the log.
@@ -162,9 +166,29 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         }
     }
 
-    let log = replay.log.unwrap_or_default();
+    let replayed = replay.log;
+    if replayed.is_none()
+        && let Some((cut, _)) = &report.salvaged
+        && ids.first().is_some_and(|&oldest| oldest != SegmentId(1))
+    {
+        // Segments before the oldest were deleted, so the log did not start empty, and the cut
+        // dropped the only checkpoint that said what it held: an empty log would be a lie (a
+        // Raft node would forget its vote).
+        return Err(Error::Corruption {
+            path: cut.path.clone(),
+            offset: cut.offset,
+            reason: format!("{}; cannot salvage: the damage precedes the oldest checkpoint", cut.reason),
+        });
+    }
+    let mut log = replayed.unwrap_or_default();
     if let Some((first, last)) = log.index.missing() {
-        return Err(Error::MissingEntries { first, last });
+        // Only a salvage cut can drop the purge that justified deleting these entries' segment;
+        // without the cut, the segment was lost some other way.
+        if report.salvaged.is_none() {
+            return Err(Error::MissingEntries { first, last });
+        }
+        log.index.purge(last);
+        report.missing_dropped = Some((first, last));
     }
     // Only now that nothing live is missing is it safe to delete what the gap rule called
     // obsolete.
@@ -335,6 +359,10 @@ impl Replay<'_> {
         if head.group != 0 {
             return Err(format!("record for raft group {}, this version knows only group 0", head.group));
         }
+        let known_flags = if head.kind == Kind::Snapshot { format::SNAPSHOT_KEEPS_LOG } else { 0 };
+        if head.flags & !known_flags != 0 {
+            return Err(format!("unknown flags {:#x} on a {:?} record", head.flags, head.kind));
+        }
         match head.kind {
             Kind::Batch => {
                 return format::decode_u64s::<1>(record.payload)
@@ -389,7 +417,17 @@ impl Replay<'_> {
             Kind::Snapshot => {
                 let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
                 log.check_snapshot(&meta).map_err(fail)?;
-                log.apply_snapshot(meta);
+                let keep_log = head.flags == format::SNAPSHOT_KEEPS_LOG;
+                if keep_log && !log.index.contains(meta.index) {
+                    return Err(format!("snapshot at {} keeps a log that does not hold it", meta.index));
+                }
+                if keep_log && log.index.term(meta.index).is_some_and(|term| term != meta.term) {
+                    return Err(format!(
+                        "snapshot at {} keeps a log whose entry has another term",
+                        meta.index
+                    ));
+                }
+                log.apply_snapshot(meta, keep_log);
             }
             Kind::Batch | Kind::Checkpoint => unreachable!("handled above"),
         }

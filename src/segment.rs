@@ -37,7 +37,14 @@ impl Segment {
         let path = dir.join(id.file_name());
         let temp = dir.join(format!("{}{TEMP_SUFFIX}", id.file_name()));
         let salt = fs.salt();
-        let file = fs.create_new(&temp)?;
+        let file = match fs.create_new(&temp) {
+            // A partial preallocation whose cleanup failed: ours to replace.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs.remove(&temp)?;
+                fs.create_new(&temp)?
+            }
+            created => created?,
+        };
         let written = (|| {
             file.write_all_at(&format::encode_segment_header(id, salt), 0)?;
             let zeros = vec![0u8; ZEROS_CHUNK_BYTES];

@@ -120,8 +120,14 @@ impl LogState {
 
     /// Raft's InstallSnapshot rule: if the log holds the snapshot's last entry with the same
     /// term, entries after it stay; otherwise the whole log is discarded.
-    pub fn apply_snapshot(&mut self, meta: SnapshotMeta) {
-        if self.index.term(meta.index) == Some(meta.term) {
+    pub fn snapshot_keeps_log(&self, meta: &SnapshotMeta) -> bool {
+        self.index.term(meta.index) == Some(meta.term)
+    }
+
+    /// Applies a snapshot, keeping the entries after it if `keep_log` (decided by
+    /// `snapshot_keeps_log` when the snapshot was installed).
+    pub fn apply_snapshot(&mut self, meta: SnapshotMeta, keep_log: bool) {
+        if keep_log {
             self.index.purge(meta.index);
         } else {
             self.index = Index::empty_at(meta.index + 1);
@@ -219,16 +225,20 @@ mod tests {
 
     #[test]
     fn snapshot_keeps_a_matching_suffix_and_discards_otherwise() {
+        let install = |state: &mut LogState, meta: SnapshotMeta| {
+            let keep = state.snapshot_keeps_log(&meta);
+            state.apply_snapshot(meta, keep);
+        };
         let mut state = with_entries(1, 11, 3);
-        state.apply_snapshot(SnapshotMeta { index: 6, term: 3, data: vec![] });
+        install(&mut state, SnapshotMeta { index: 6, term: 3, data: vec![] });
         assert_eq!((state.index.first(), state.index.next()), (7, 11));
 
         let mut state = with_entries(1, 11, 3);
-        state.apply_snapshot(SnapshotMeta { index: 6, term: 4, data: vec![] });
+        install(&mut state, SnapshotMeta { index: 6, term: 4, data: vec![] });
         assert_eq!((state.index.first(), state.index.next()), (7, 7));
 
         let mut state = with_entries(1, 4, 3);
-        state.apply_snapshot(SnapshotMeta { index: 20, term: 5, data: vec![] });
+        install(&mut state, SnapshotMeta { index: 20, term: 5, data: vec![] });
         assert_eq!(state.next_index(), Some(21));
         assert_eq!(state.term(20).unwrap(), 5);
         assert!(matches!(

@@ -174,13 +174,13 @@ impl Core {
             SyncMode::None => SEGMENT_HEADER_BYTES as u64,
         };
         self.queue.chunks.push(Chunk { segment: self.active.clone(), start, buf: Vec::new() });
-        let head = RecordHead { kind: Kind::Batch, group: 0, index: 0, term: 0 };
+        let head = RecordHead { kind: Kind::Batch, flags: 0, group: 0, index: 0, term: 0 };
         let payload: [u8; BATCH_PAYLOAD_BYTES] = format::encode_u64s([durable_to]);
         self.emit(sync, head, &payload);
         if self.needs_checkpoint {
             self.needs_checkpoint = false;
             let checkpoint = self.log.checkpoint().encode();
-            let head = RecordHead { kind: Kind::Checkpoint, group: 0, index: 0, term: 0 };
+            let head = RecordHead { kind: Kind::Checkpoint, flags: 0, group: 0, index: 0, term: 0 };
             self.emit(sync, head, &checkpoint);
         }
     }
@@ -445,7 +445,8 @@ impl Wal {
         let mut core = shared.lock_for(bytes)?;
         core.log.check_append(first.index)?;
         for entry in entries {
-            let head = RecordHead { kind: Kind::Entry, group: 0, index: entry.index, term: entry.term };
+            let head =
+                RecordHead { kind: Kind::Entry, flags: 0, group: 0, index: entry.index, term: entry.term };
             let location = core.emit(sync, head, &entry.data);
             core.log.apply_entry(entry.index, entry.term, location);
         }
@@ -466,7 +467,7 @@ impl Wal {
         let mut core = shared.lock_for(record_bytes_aligned(0))?;
         core.log.check_truncate(from)?;
         if core.log.index.contains(from) {
-            let head = RecordHead { kind: Kind::Truncate, group: 0, index: from, term: 0 };
+            let head = RecordHead { kind: Kind::Truncate, flags: 0, group: 0, index: from, term: 0 };
             core.emit(shared.options.sync, head, &[]);
             core.log.apply_truncate(from);
         }
@@ -484,7 +485,7 @@ impl Wal {
         let shared = self.shared();
         let mut core = shared.lock_for(record_bytes_aligned(0))?;
         if let Some(term) = core.log.check_purge(upto)? {
-            let head = RecordHead { kind: Kind::Purge, group: 0, index: upto, term };
+            let head = RecordHead { kind: Kind::Purge, flags: 0, group: 0, index: upto, term };
             core.emit(shared.options.sync, head, &[]);
             core.log.apply_purge(upto, term);
             core.schedule_deletion();
@@ -502,7 +503,7 @@ impl Wal {
         let mut core = shared.lock_for(record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES))?;
         let HardState { term, vote, commit } = hard_state;
         let payload: [u8; HARD_STATE_PAYLOAD_BYTES] = format::encode_u64s([term, vote, commit]);
-        let head = RecordHead { kind: Kind::HardState, group: 0, index: 0, term: 0 };
+        let head = RecordHead { kind: Kind::HardState, flags: 0, group: 0, index: 0, term: 0 };
         core.emit(shared.options.sync, head, &payload);
         core.log.hard_state = Some(hard_state);
         let seq = core.seal_op(None);
@@ -525,9 +526,11 @@ impl Wal {
         }
         let mut core = shared.lock_for(record_bytes_aligned(meta.data.len()))?;
         core.log.check_snapshot(&meta)?;
-        let head = RecordHead { kind: Kind::Snapshot, group: 0, index: meta.index, term: meta.term };
+        let keep_log = core.log.snapshot_keeps_log(&meta);
+        let flags = if keep_log { format::SNAPSHOT_KEEPS_LOG } else { 0 };
+        let head = RecordHead { kind: Kind::Snapshot, flags, group: 0, index: meta.index, term: meta.term };
         core.emit(shared.options.sync, head, &meta.data);
-        core.log.apply_snapshot(meta);
+        core.log.apply_snapshot(meta, keep_log);
         core.schedule_deletion();
         let seq = core.seal_op(None);
         Ok(shared.submitted(shared, seq))

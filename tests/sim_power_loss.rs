@@ -1,0 +1,523 @@
+//! Power-loss simulation: for each seed, random operations run on the simulated file system
+//! through small segments, power is cut at a random operation (during recovery too), EIO and
+//! ENOSPC are injected, and after every reopen the log must be exactly the state after some
+//! prefix of the submitted records, at least as long as the acknowledged prefix. Finally a bit is
+//! flipped in a sealed segment: the default open must fail there, and salvage must drop exactly
+//! the records from the damaged one on.
+//!
+//! `RAFTWAL_SIM_SEEDS=n` runs seeds `0..n` (default 300); `RAFTWAL_SIM_SEED=s` replays one.
+//! A failure prints the seed and the operation trace.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use raftwal::sim::{Fault, Rng, SimFs};
+use raftwal::{Completion, Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, SyncMode, Wal};
+
+const DIR: &str = "/sim/wal";
+const ROUNDS: usize = 4;
+const OPS_PER_ROUND: usize = 120;
+
+/// One record's worth of change, in submission order.
+#[derive(Clone, Debug)]
+enum Op {
+    Entry(Entry),
+    Truncate(u64),
+    Purge(u64),
+    HardState(HardState),
+    Snapshot(SnapshotMeta),
+}
+
+/// The log as the model sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct State {
+    entries: BTreeMap<u64, Entry>,
+    next: Option<u64>,
+    purged: Option<(u64, u64)>,
+    hard_state: Option<HardState>,
+    snapshot: Option<SnapshotMeta>,
+}
+
+impl State {
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Entry(entry) => {
+                self.entries.insert(entry.index, entry.clone());
+                self.next = Some(entry.index + 1);
+            }
+            Op::Truncate(from) => {
+                self.entries.retain(|&index, _| index < *from);
+                self.next = self.next.map(|next| next.min(*from));
+            }
+            Op::Purge(upto) => {
+                let term = self.entries[upto].term;
+                self.entries.retain(|&index, _| index > *upto);
+                self.purged = Some((*upto, term));
+            }
+            Op::HardState(hard_state) => self.hard_state = Some(*hard_state),
+            Op::Snapshot(meta) => {
+                if self.entries.get(&meta.index).is_some_and(|entry| entry.term == meta.term) {
+                    self.entries.retain(|&index, _| index > meta.index);
+                } else {
+                    self.entries.clear();
+                    self.next = Some(meta.index + 1);
+                }
+                self.purged = Some((meta.index, meta.term));
+                self.snapshot = Some(meta.clone());
+            }
+        }
+    }
+
+    fn first(&self) -> Option<u64> {
+        self.entries.keys().next().copied()
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.entries.keys().next_back().copied()
+    }
+
+    /// What `wal` holds now.
+    fn read(wal: &Wal) -> Result<State, Error> {
+        let entries = match (wal.first_index(), wal.last_index()) {
+            (Some(first), Some(last)) => wal
+                .entries(first..last + 1, u64::MAX)?
+                .into_iter()
+                .map(|entry| (entry.index, entry))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(State {
+            entries,
+            next: wal.next_index(),
+            purged: wal.purged(),
+            hard_state: wal.hard_state(),
+            snapshot: wal.snapshot_meta(),
+        })
+    }
+}
+
+/// The records submitted since the last verified state, and how many are acknowledged.
+struct History {
+    base: State,
+    ops: Vec<Op>,
+    acked: usize,
+}
+
+impl History {
+    fn new(base: State) -> History {
+        History { base, ops: Vec::new(), acked: 0 }
+    }
+
+    fn current(&self) -> State {
+        self.state_after(self.ops.len())
+    }
+
+    fn state_after(&self, records: usize) -> State {
+        let mut state = self.base.clone();
+        self.ops[..records].iter().for_each(|op| state.apply(op));
+        state
+    }
+
+    /// The prefix, from the acknowledged one up, that `state` equals.
+    fn matching_prefix(&self, state: &State) -> Option<usize> {
+        (self.acked..=self.ops.len()).find(|&records| self.state_after(records) == *state)
+    }
+}
+
+struct Run {
+    seed: u64,
+    rng: Rng,
+    sim: SimFs,
+    options: Options,
+    trace: String,
+    /// Every record on disk, in order, since the file system was empty: the surviving prefix of
+    /// each round's records.
+    survivors: Vec<Op>,
+    /// Makes every hard state and snapshot distinct, so no record leaves the state unchanged
+    /// and the surviving prefix is unambiguous.
+    counter: u64,
+}
+
+impl Run {
+    fn log(&mut self, line: impl AsRef<str>) {
+        let _ = writeln!(self.trace, "{}", line.as_ref());
+    }
+
+    fn fail(&self, why: impl std::fmt::Display) -> ! {
+        panic!(
+            "seed {} failed: {why}\nreplay with RAFTWAL_SIM_SEED={}\ntrace:\n{}",
+            self.seed, self.seed, self.trace
+        );
+    }
+
+    fn open(&self, recovery: RecoveryMode) -> raftwal::Result<Wal> {
+        let options = Options { recovery, ..self.options.clone() };
+        Wal::open_with_fs(Arc::new(self.sim.clone()), DIR, options)
+    }
+
+    /// Opens after a crash and checks the state against `history`; `None` if the open itself was
+    /// cut short by a planned fault.
+    fn reopen_and_check(&mut self, history: &History) -> Option<(Wal, State)> {
+        let losses = self.sim.power_losses();
+        let wal = match self.open(RecoveryMode::TornTail) {
+            Ok(wal) => wal,
+            Err(error) if self.sim.power_losses() > losses || is_injected(&error) => {
+                self.log(format!("open cut short: {error}"));
+                return None;
+            }
+            Err(error) => self.fail(format!("open failed: {error}")),
+        };
+        let state = match State::read(&wal) {
+            Ok(state) => state,
+            Err(error) if self.sim.power_losses() > losses || is_injected(&error) => {
+                self.log(format!("read after open cut short: {error}"));
+                return None;
+            }
+            Err(error) => self.fail(format!("read after open: {error}")),
+        };
+        match history.matching_prefix(&state) {
+            Some(records) => {
+                self.survivors.extend_from_slice(&history.ops[..records]);
+                self.log(format!(
+                    "reopened: {records} of {} records ({} acked) survive; {:?}",
+                    history.ops.len(),
+                    history.acked,
+                    wal.recovery_report().torn_tail.as_ref().map(|cut| cut.offset)
+                ));
+            }
+            None => self.fail(format!(
+                "recovered state matches no prefix from {} to {} records\nrecovered: {state:?}\nacked: {:?}",
+                history.acked,
+                history.ops.len(),
+                history.state_after(history.acked)
+            )),
+        }
+        Some((wal, state))
+    }
+
+    /// One random operation; returns the records it submitted and its completion, or the error.
+    fn random_op(
+        &mut self,
+        wal: &Wal,
+        state: &State,
+        term: &mut u64,
+    ) -> raftwal::Result<(Vec<Op>, Option<Completion>)> {
+        let roll = self.rng.below(100);
+        let (first, last, next) = (state.first(), state.last(), state.next);
+        if roll < 55 || next.is_none() {
+            let start = next.unwrap_or_else(|| self.rng.below(3));
+            let count = 1 + self.rng.below(3);
+            let entries: Vec<Entry> = (start..start + count)
+                .map(|index| {
+                    let len =
+                        if self.rng.chance(10) { 300 + self.rng.below(700) } else { self.rng.below(120) };
+                    let data = (0..len).map(|at| (index ^ *term ^ at ^ self.seed) as u8).collect();
+                    Entry { index, term: *term, data }
+                })
+                .collect();
+            self.log(format!("append {start}..{} term {term}", start + count));
+            let done = wal.append(&entries)?;
+            return Ok((entries.into_iter().map(Op::Entry).collect(), Some(done)));
+        }
+        let next = next.expect("anchored");
+        let low = first.unwrap_or(next);
+        match roll {
+            55..70 => {
+                let from = low + self.rng.below(next - low + 1);
+                *term += 1;
+                self.log(format!("truncate {from}"));
+                let done = wal.truncate(from)?;
+                let ops = if from < next { vec![Op::Truncate(from)] } else { vec![] };
+                Ok((ops, Some(done)))
+            }
+            70..78 if last.is_some() => {
+                let last = last.expect("checked");
+                let upto = low + self.rng.below(last - low + 1);
+                self.log(format!("purge {upto}"));
+                Ok((vec![Op::Purge(upto)], Some(wal.purge(upto)?)))
+            }
+            78..88 => {
+                self.counter += 1;
+                let hard_state =
+                    HardState { term: *term, vote: self.counter, commit: self.rng.below(next + 1) };
+                self.log(format!("hard state {hard_state:?}"));
+                Ok((vec![Op::HardState(hard_state)], Some(wal.set_hard_state(hard_state)?)))
+            }
+            88..93 => {
+                let floor = state.purged.map_or(0, |(index, _)| index);
+                let index = floor + self.rng.below(next - floor + 6);
+                let keep = state.entries.get(&index).map(|entry| entry.term).filter(|_| self.rng.chance(60));
+                let meta = SnapshotMeta {
+                    index,
+                    term: keep.unwrap_or(*term),
+                    data: {
+                        self.counter += 1;
+                        let mut data = self.counter.to_le_bytes().to_vec();
+                        data.resize(8 + self.rng.below(56) as usize, 0xee);
+                        data
+                    },
+                };
+                self.log(format!("snapshot {} term {}", meta.index, meta.term));
+                let done = wal.install_snapshot(meta.clone())?;
+                Ok((vec![Op::Snapshot(meta)], Some(done)))
+            }
+            _ => {
+                self.log("sync");
+                wal.sync()?;
+                Ok((vec![], None))
+            }
+        }
+    }
+
+    /// Runs random operations until the planned faults stop the wal or the round ends.
+    fn round(&mut self, wal: &Wal, history: &mut History) {
+        let mut term = history.base.entries.values().map(|entry| entry.term).max().unwrap_or(0).max(1) + 1;
+        let mut waiting: Vec<(usize, Completion)> = Vec::new();
+        let mut poisoned = false;
+        for _ in 0..OPS_PER_ROUND {
+            let state = history.current();
+            match self.random_op(wal, &state, &mut term) {
+                Ok((ops, done)) => {
+                    history.ops.extend(ops);
+                    if let Some(done) = done {
+                        waiting.push((history.ops.len(), done));
+                    }
+                    if self.rng.chance(10) {
+                        match State::read(wal) {
+                            Ok(now) if now != history.current() => self.fail(format!(
+                                "live state differs from the model\nwal: {now:?}\nmodel: {:?}",
+                                history.current()
+                            )),
+                            Ok(_) => {}
+                            Err(error) if is_injected(&error) => self.log(format!("read failed: {error}")),
+                            Err(error) => self.fail(format!("read: {error}")),
+                        }
+                    }
+                }
+                Err(Error::Poisoned(cause)) => {
+                    self.log(format!("poisoned: {cause}"));
+                    poisoned = true;
+                    break;
+                }
+                Err(error) if is_injected(&error) => self.log(format!("refused: {error}")),
+                Err(error) => self.fail(format!("operation failed: {error}")),
+            }
+            if self.rng.chance(30) && !self.settle(&mut waiting, history) {
+                poisoned = true;
+                break;
+            }
+        }
+        poisoned |= !self.settle(&mut waiting, history);
+        if poisoned {
+            // Refuses all work until reopened.
+            let refused = [
+                wal.append(&[Entry { index: 0, term: 0, data: vec![] }]).err(),
+                wal.sync().err(),
+                wal.entries(0..1, 1).err(),
+            ];
+            if !refused.iter().all(|error| matches!(error, Some(Error::Poisoned(_)))) {
+                self.fail(format!("a poisoned wal accepted work: {refused:?}"));
+            }
+        }
+    }
+
+    /// Waits for every outstanding completion; false once one fails.
+    fn settle(&mut self, waiting: &mut Vec<(usize, Completion)>, history: &mut History) -> bool {
+        for (records, done) in waiting.drain(..) {
+            match done.wait() {
+                Ok(()) => history.acked = history.acked.max(records),
+                Err(error) => {
+                    self.log(format!("completion failed: {error}"));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn plan_faults(&mut self) {
+        self.sim.plan(1 + self.rng.below(600), Fault::PowerLoss);
+        if self.rng.chance(25) {
+            self.sim.plan(1 + self.rng.below(400), Fault::Eio);
+        }
+        if self.rng.chance(10) {
+            let used: u64 = self
+                .sim
+                .paths()
+                .iter()
+                .filter_map(|path| self.sim.contents(path))
+                .map(|bytes| bytes.len() as u64)
+                .sum();
+            self.sim.set_space(Some(used + self.rng.below(3 * self.options.segment_bytes)));
+        }
+    }
+}
+
+fn is_injected(error: &Error) -> bool {
+    match error {
+        Error::Io(error) => matches!(error.raw_os_error(), Some(5 | 28)),
+        Error::Poisoned(_) => true,
+        _ => false,
+    }
+}
+
+fn run_seed(seed: u64) {
+    let mut rng = Rng::new(seed);
+    let sector = if rng.chance(50) { 512 } else { 4096 };
+    let options = Options {
+        segment_bytes: if rng.chance(50) { 4096 } else { 8192 },
+        sync: if rng.chance(85) { SyncMode::Data } else { SyncMode::None },
+        ..Options::default()
+    };
+    let mut run = Run {
+        seed,
+        sim: SimFs::new(seed, sector),
+        rng,
+        options,
+        trace: String::new(),
+        survivors: Vec::new(),
+        counter: 0,
+    };
+    run.log(format!("sector {sector}, {:?}", run.options));
+    let mut history = History::new(State::default());
+    for round in 0..ROUNDS {
+        run.log(format!("-- round {round}"));
+        run.plan_faults();
+        let Some((wal, state)) = run.reopen_and_check(&history) else {
+            run.sim.clear_plan();
+            run.sim.set_space(None);
+            continue;
+        };
+        history = History::new(state);
+        run.round(&wal, &mut history);
+        if run.options.sync == SyncMode::None {
+            // Without fsyncs nothing is acknowledged as durable: only what `sync` covered.
+            history.acked = 0;
+        }
+        if run.rng.chance(15) && wal.close().is_ok() {
+            history.acked = history.ops.len();
+        }
+        run.sim.power_loss();
+        drop(wal);
+        run.sim.clear_plan();
+        run.sim.set_space(None);
+    }
+    let (wal, _) = run.reopen_and_check(&history).unwrap_or_else(|| run.fail("final open cut short"));
+    if run.rng.chance(30) {
+        flip_a_sealed_bit(&mut run, wal);
+    }
+}
+
+/// A record in a segment image: (offset, record_bytes, kind).
+type RecordAt = (usize, usize, u8);
+
+/// Record offsets and kinds in a segment image, walking lengths from the header on.
+fn records(bytes: &[u8]) -> Vec<RecordAt> {
+    let mut out = Vec::new();
+    let mut at = 64;
+    while at + 32 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len < 32 || at + len > bytes.len() {
+            break;
+        }
+        out.push((at, len, bytes[at + 8]));
+        at += len.next_multiple_of(8);
+    }
+    out
+}
+
+const BATCH: u8 = 7;
+const CHECKPOINT: u8 = 6;
+
+fn flip_a_sealed_bit(run: &mut Run, wal: Wal) {
+    if let Err(error) = wal.close() {
+        run.fail(format!("clean close: {error}"));
+    }
+    drop(wal);
+    let segments: Vec<(PathBuf, Vec<RecordAt>)> = run
+        .sim
+        .paths()
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .map(|path| {
+            let found = records(&run.sim.contents(&path).unwrap());
+            (path, found)
+        })
+        .filter(|(_, found)| !found.is_empty())
+        .collect();
+    if segments.len() < 2 {
+        return;
+    }
+    let victim = run.rng.below(segments.len() as u64 - 1) as usize;
+    let (path, found) = &segments[victim];
+    let (offset, len, _) = found[run.rng.below(found.len() as u64) as usize];
+    let byte = offset + run.rng.below(len as u64) as usize;
+    run.log(format!("flip a bit at {} offset {byte} (record at {offset})", path.display()));
+    run.sim.flip_bit(path, byte as u64, run.rng.below(8) as u8).unwrap();
+
+    match run.open(RecoveryMode::TornTail) {
+        Err(Error::Corruption { path: at, offset: record, .. }) if at == *path && record == offset as u64 => {
+        }
+        other => run.fail(format!("open after a bit flip: {other:?}")),
+    }
+    let dropped = |segment: &(PathBuf, Vec<RecordAt>), from: usize| {
+        segment.1.iter().filter(|(at, _, kind)| *at >= from && *kind != BATCH && *kind != CHECKPOINT).count()
+    };
+    let lost = dropped(&segments[victim], offset)
+        + segments[victim + 1..].iter().map(|s| dropped(s, 0)).sum::<usize>();
+    // Salvage keeps exactly the records before the damaged one, unless that drops the oldest
+    // checkpoint of a log whose older segments were deleted: then there is nothing to keep.
+    let before_oldest_checkpoint = victim == 0
+        && !path.ends_with(format!("{:020}.seg", 1))
+        && found.iter().find(|(_, _, kind)| *kind == CHECKPOINT).is_none_or(|&(at, _, _)| offset <= at);
+    let salvage = run.open(RecoveryMode::Salvage);
+    if before_oldest_checkpoint {
+        match salvage {
+            Err(Error::Corruption { reason, .. }) if reason.contains("cannot salvage") => return,
+            other => run.fail(format!("salvage past the oldest checkpoint: {other:?}")),
+        }
+    }
+    let wal = salvage.unwrap_or_else(|error| run.fail(format!("salvage: {error}")));
+    let salvaged = State::read(&wal).unwrap();
+    let cut = wal.recovery_report().salvaged.clone().map(|(cut, _)| (cut.path, cut.offset));
+    if cut != Some((path.clone(), offset as u64)) {
+        run.fail(format!("salvage cut at {cut:?}"));
+    }
+    run.log(format!("salvage dropped {lost} of {} records", run.survivors.len()));
+    let mut expected = State::default();
+    run.survivors[..run.survivors.len() - lost].iter().for_each(|op| expected.apply(op));
+    // Entries whose segments a purge after the cut had deleted are gone with it.
+    if let Some((first, last)) = wal.recovery_report().missing_dropped {
+        if expected.first() != Some(first) {
+            run.fail(format!(
+                "salvage dropped missing entries {first}..={last}, the log started at {:?}",
+                expected.first()
+            ));
+        }
+        expected.entries.retain(|&index, _| index > last);
+    }
+    if salvaged != expected {
+        run.fail(format!("salvaged state is not the prefix before the damage\nsalvaged: {salvaged:?}\nexpected: {expected:?}"));
+    }
+}
+
+fn seeds() -> Vec<u64> {
+    if let Ok(seed) = std::env::var("RAFTWAL_SIM_SEED") {
+        return vec![seed.parse().expect("RAFTWAL_SIM_SEED is a number")];
+    }
+    let count =
+        std::env::var("RAFTWAL_SIM_SEEDS").map_or(300, |n| n.parse().expect("RAFTWAL_SIM_SEEDS is a number"));
+    (0..count).collect()
+}
+
+#[test]
+fn power_loss_simulation() {
+    let seeds = seeds();
+    let started = std::time::Instant::now();
+    for &seed in &seeds {
+        run_seed(seed);
+    }
+    eprintln!("{} seeds, {} rounds each, in {:.1?}", seeds.len(), ROUNDS, started.elapsed());
+}
