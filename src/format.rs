@@ -113,7 +113,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn from_u8(byte: u8) -> Option<Kind> {
+    pub(crate) fn from_u8(byte: u8) -> Option<Kind> {
         Some(match byte {
             1 => Kind::Entry,
             2 => Kind::Truncate,

@@ -5,14 +5,14 @@
 //! flipped in a sealed segment: the default open must fail there, and salvage must drop exactly
 //! the records from the damaged one on.
 //!
-//! `RAFTWAL_SIM_SEEDS=n` runs seeds `0..n` (default 300); `RAFTWAL_SIM_SEED=s` replays one.
+//! `RAFTWAL_SIM_SEEDS=n` runs seeds `0..n` (default 1500); `RAFTWAL_SIM_SEED=s` replays one.
 //! A failure prints the seed and the operation trace.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use raftwal::sim::model::{History, Op, State};
 use raftwal::sim::{Fault, Rng, SimFs};
 use raftwal::{Completion, Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, SyncMode, Wal};
 
@@ -21,112 +21,6 @@ const ROUNDS: usize = 4;
 const OPS_PER_ROUND: usize = 120;
 /// Survivor histories kept when recovered states are ambiguous.
 const SURVIVOR_HISTORIES_MAX: usize = 64;
-
-/// One record's worth of change, in submission order.
-#[derive(Clone, Debug)]
-enum Op {
-    Entry(Entry),
-    Truncate(u64),
-    Purge(u64),
-    HardState(HardState),
-    Snapshot(SnapshotMeta),
-}
-
-/// The log as the model sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct State {
-    entries: BTreeMap<u64, Entry>,
-    next: Option<u64>,
-    purged: Option<(u64, u64)>,
-    hard_state: Option<HardState>,
-    snapshot: Option<SnapshotMeta>,
-}
-
-impl State {
-    fn apply(&mut self, op: &Op) {
-        match op {
-            Op::Entry(entry) => {
-                self.entries.insert(entry.index, entry.clone());
-                self.next = Some(entry.index + 1);
-            }
-            Op::Truncate(from) => {
-                self.entries.retain(|&index, _| index < *from);
-                self.next = self.next.map(|next| next.min(*from));
-            }
-            Op::Purge(upto) => {
-                let term = self.entries[upto].term;
-                self.entries.retain(|&index, _| index > *upto);
-                self.purged = Some((*upto, term));
-            }
-            Op::HardState(hard_state) => self.hard_state = Some(*hard_state),
-            Op::Snapshot(meta) => {
-                if self.entries.get(&meta.index).is_some_and(|entry| entry.term == meta.term) {
-                    self.entries.retain(|&index, _| index > meta.index);
-                } else {
-                    self.entries.clear();
-                    self.next = Some(meta.index + 1);
-                }
-                self.purged = Some((meta.index, meta.term));
-                self.snapshot = Some(meta.clone());
-            }
-        }
-    }
-
-    fn first(&self) -> Option<u64> {
-        self.entries.keys().next().copied()
-    }
-
-    fn last(&self) -> Option<u64> {
-        self.entries.keys().next_back().copied()
-    }
-
-    /// What `wal` holds now.
-    fn read(wal: &Wal) -> Result<State, Error> {
-        let entries = match (wal.first_index(), wal.last_index()) {
-            (Some(first), Some(last)) => wal
-                .entries(first..last + 1, u64::MAX)?
-                .into_iter()
-                .map(|entry| (entry.index, entry))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        Ok(State {
-            entries,
-            next: wal.next_index(),
-            purged: wal.purged(),
-            hard_state: wal.hard_state(),
-            snapshot: wal.snapshot_meta(),
-        })
-    }
-}
-
-/// The records submitted since the last verified state, and how many are acknowledged.
-struct History {
-    base: State,
-    ops: Vec<Op>,
-    acked: usize,
-}
-
-impl History {
-    fn new(base: State) -> History {
-        History { base, ops: Vec::new(), acked: 0 }
-    }
-
-    fn current(&self) -> State {
-        self.state_after(self.ops.len())
-    }
-
-    fn state_after(&self, records: usize) -> State {
-        let mut state = self.base.clone();
-        self.ops[..records].iter().for_each(|op| state.apply(op));
-        state
-    }
-
-    /// The prefixes, from the acknowledged one up, that `state` equals.
-    fn matching_prefixes(&self, state: &State) -> Vec<usize> {
-        (self.acked..=self.ops.len()).filter(|&records| self.state_after(records) == *state).collect()
-    }
-}
 
 struct Run {
     seed: u64,
@@ -520,8 +414,8 @@ fn seeds() -> Vec<u64> {
     if let Ok(seed) = std::env::var("RAFTWAL_SIM_SEED") {
         return vec![seed.parse().expect("RAFTWAL_SIM_SEED is a number")];
     }
-    let count =
-        std::env::var("RAFTWAL_SIM_SEEDS").map_or(300, |n| n.parse().expect("RAFTWAL_SIM_SEEDS is a number"));
+    let count = std::env::var("RAFTWAL_SIM_SEEDS")
+        .map_or(1500, |n| n.parse().expect("RAFTWAL_SIM_SEEDS is a number"));
     (0..count).collect()
 }
 

@@ -13,6 +13,9 @@
 //! the file system is the same from run to run, up to the timing of raftwal's two background
 //! threads.
 
+pub mod fuzz;
+pub mod model;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,268 @@
+//! Fuzzing harnesses, shared by the cargo-fuzz targets in `fuzz/` and by the test that replays
+//! their corpora on stable Rust. Each panics when raftwal breaks a promise, and only then.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arbitrary::{Result as ArbitraryResult, Unstructured};
+
+use super::model::{History, Op, State};
+use super::{Fault, SimFs};
+use crate::format::{self, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentId};
+use crate::{Completion, Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, SyncMode, Wal};
+
+const DIR: &str = "/fuzz/wal";
+
+/// Arbitrary bytes as the segment files of a log: `open` must not panic, and a log it opens must
+/// read back without error.
+///
+/// Byte 0 picks how many segments (1 to 3) the rest is split into; bit 0 of byte 1 asks for every
+/// well-framed record to get a valid checksum, so that fuzzing reaches the replay rules instead
+/// of stopping at the first checksum.
+pub fn decode(data: &[u8]) {
+    let (Some(&count), Some(&flags)) = (data.first(), data.get(1)) else { return };
+    let count = 1 + usize::from(count % 3);
+    let body = &data[2..];
+    let fs = SimFs::new(0, 512);
+    let piece = body.len().div_ceil(count).max(1);
+    for (at, chunk) in body.chunks(piece).chain(std::iter::repeat_n(&[][..], count)).take(count).enumerate() {
+        let id = SegmentId(at as u64 + 1);
+        let salt = 0x5eed + at as u64;
+        let mut image = format::encode_segment_header(id, salt).to_vec();
+        image.extend_from_slice(chunk);
+        if flags & 1 != 0 {
+            seal_records(&mut image, format::segment_seed(id, salt));
+        }
+        write_file(&fs, &Path::new(DIR).join(id.file_name()), &image);
+    }
+    for recovery in [RecoveryMode::TornTail, RecoveryMode::Strict, RecoveryMode::Salvage] {
+        let options = Options { segment_bytes: 4096, recovery, ..Options::default() };
+        if let Ok(wal) = Wal::open_with_fs(Arc::new(fs.clone()), DIR, options) {
+            State::read(&wal).expect("a log that opened reads back");
+            wal.close().expect("close");
+        }
+    }
+}
+
+/// Gives every record that is framed within the image a valid checksum for `seed`.
+fn seal_records(image: &mut [u8], seed: u32) {
+    let mut at = SEGMENT_HEADER_BYTES;
+    while at + RECORD_HEADER_BYTES <= image.len() {
+        let len = u32::from_le_bytes(image[at..at + 4].try_into().expect("4 bytes")) as usize;
+        if len < RECORD_HEADER_BYTES || at + len > image.len() {
+            return;
+        }
+        let mut record = Vec::with_capacity(len);
+        let head_and_payload = &image[at..at + len];
+        let kind = head_and_payload[8];
+        let Some(kind) = format::Kind::from_u8(kind) else { return };
+        let head = format::RecordHead {
+            kind,
+            flags: head_and_payload[9],
+            group: u32::from_le_bytes(head_and_payload[12..16].try_into().expect("4 bytes")),
+            index: u64::from_le_bytes(head_and_payload[16..24].try_into().expect("8 bytes")),
+            term: u64::from_le_bytes(head_and_payload[24..32].try_into().expect("8 bytes")),
+        };
+        format::encode_record(&mut record, seed, head, &head_and_payload[RECORD_HEADER_BYTES..]);
+        image[at..at + len].copy_from_slice(&record[..len]);
+        at += len.next_multiple_of(format::RECORD_ALIGN);
+    }
+}
+
+fn write_file(fs: &SimFs, path: &Path, bytes: &[u8]) {
+    use crate::fs::Fs;
+    let file = fs.create_new(path).expect("create");
+    file.write_all_at(bytes, 0).expect("write");
+    file.sync_all().expect("sync");
+    fs.sync_dir(path.parent().expect("in a directory")).expect("sync dir");
+}
+
+/// An operation sequence with power losses and I/O errors, read from `data`, run on the
+/// simulated file system: after every reopen the log must equal the state after some prefix of
+/// the submitted records that includes every acknowledged one.
+pub fn crash_model(data: &[u8]) {
+    let mut input = Unstructured::new(data);
+    // Running out of input just ends the run early.
+    let _ = run_crash_model(&mut input);
+}
+
+fn run_crash_model(input: &mut Unstructured<'_>) -> ArbitraryResult<()> {
+    let fs = SimFs::new(input.arbitrary()?, if input.arbitrary()? { 512 } else { 4096 });
+    let options = Options {
+        segment_bytes: if input.arbitrary()? { 4096 } else { 8192 },
+        sync: if input.ratio(1, 8)? { SyncMode::None } else { SyncMode::Data },
+        ..Options::default()
+    };
+    let mut history = History::default();
+    for _ in 0..input.int_in_range(1..=4)? {
+        fs.plan(input.int_in_range(1..=400)?, Fault::PowerLoss);
+        if input.ratio(1, 4)? {
+            fs.plan(input.int_in_range(1..=300)?, Fault::Eio);
+        }
+        if let Some(wal) = reopen(&fs, &options, &mut history) {
+            let outcome = run_ops(input, &wal, &mut history, options.sync);
+            fs.power_loss();
+            drop(wal);
+            outcome?;
+        }
+        fs.clear_plan();
+    }
+    reopen(&fs, &options, &mut history).expect("the last open has no faults planned");
+    Ok(())
+}
+
+/// Opens, checks the recovered state against `history`, and starts a new history from it.
+fn reopen(fs: &SimFs, options: &Options, history: &mut History) -> Option<Wal> {
+    let losses = fs.power_losses();
+    let cut_short = |error: &Error| fs.power_losses() > losses || injected(error);
+    let wal = match Wal::open_with_fs(Arc::new(fs.clone()), DIR, options.clone()) {
+        Ok(wal) => wal,
+        Err(error) if cut_short(&error) => return None,
+        Err(error) => panic!("open failed: {error}"),
+    };
+    let state = match State::read(&wal) {
+        Ok(state) => state,
+        Err(error) if cut_short(&error) => return None,
+        Err(error) => panic!("read after open failed: {error}"),
+    };
+    assert!(
+        !history.matching_prefixes(&state).is_empty(),
+        "recovered state matches no prefix from {} to {} records\nrecovered: {state:?}\nacked: {:?}",
+        history.acked,
+        history.ops.len(),
+        history.state_after(history.acked)
+    );
+    *history = History::new(state);
+    Some(wal)
+}
+
+fn injected(error: &Error) -> bool {
+    match error {
+        Error::Io(error) => matches!(error.raw_os_error(), Some(5 | 28)),
+        Error::Poisoned(_) => true,
+        _ => false,
+    }
+}
+
+fn run_ops(
+    input: &mut Unstructured<'_>,
+    wal: &Wal,
+    history: &mut History,
+    sync: SyncMode,
+) -> ArbitraryResult<()> {
+    let mut waiting: Vec<(usize, Completion)> = Vec::new();
+    let mut term = history.base.entries.values().map(|entry| entry.term).max().unwrap_or(0) + 1;
+    let mut outcome = Ok(());
+    for _ in 0..64 {
+        let state = history.current();
+        let submitted = match next_op(input, &state, &mut term) {
+            Ok(op) => submit(wal, op),
+            Err(error) => {
+                outcome = Err(error);
+                break;
+            }
+        };
+        match submitted {
+            Ok((ops, done)) => {
+                history.ops.extend(ops);
+                waiting.extend(done.map(|done| (history.ops.len(), done)));
+            }
+            Err(Error::Poisoned(_)) => break,
+            Err(error) if injected(&error) => {}
+            Err(error) => panic!("operation failed: {error}"),
+        }
+    }
+    for (records, done) in waiting {
+        match done.wait() {
+            Ok(()) if sync == SyncMode::Data => history.acked = history.acked.max(records),
+            Ok(()) => {}
+            Err(_) => break,
+        }
+    }
+    outcome
+}
+
+/// An operation the model chose, before it is submitted.
+enum Choice {
+    Append(Vec<Entry>),
+    Truncate(u64),
+    Purge(u64),
+    HardState(HardState),
+    Snapshot(SnapshotMeta),
+}
+
+fn next_op(input: &mut Unstructured<'_>, state: &State, term: &mut u64) -> ArbitraryResult<Choice> {
+    let Some(next) = state.next else {
+        let start = input.int_in_range(0..=2)?;
+        return Ok(Choice::Append(entries(input, start, *term)?));
+    };
+    let low = state.first().unwrap_or(next);
+    Ok(match input.int_in_range(0..=9)? {
+        0..=4 => Choice::Append(entries(input, next, *term)?),
+        5 => {
+            *term += 1;
+            Choice::Truncate(input.int_in_range(low..=next)?)
+        }
+        6 if state.last().is_some() => {
+            Choice::Purge(input.int_in_range(low..=state.last().expect("checked"))?)
+        }
+        7 => {
+            Choice::HardState(HardState { term: *term, vote: input.arbitrary()?, commit: input.arbitrary()? })
+        }
+        _ => {
+            let floor = state.purged.map_or(0, |(index, _)| index);
+            let index = input.int_in_range(floor..=next + 4)?;
+            let term = match state.entries.get(&index) {
+                Some(entry) if input.arbitrary()? => entry.term,
+                _ => *term,
+            };
+            let len = input.int_in_range(0..=40)?;
+            Choice::Snapshot(SnapshotMeta { index, term, data: input.bytes(len)?.to_vec() })
+        }
+    })
+}
+
+fn entries(input: &mut Unstructured<'_>, start: u64, term: u64) -> ArbitraryResult<Vec<Entry>> {
+    let count = input.int_in_range(1..=3)?;
+    (start..start + count)
+        .map(|index| {
+            let len = input.int_in_range(0..=600)?;
+            let data = (0..len).map(|at| (index as usize ^ at) as u8).collect();
+            Ok(Entry { index, term, data })
+        })
+        .collect()
+}
+
+/// Submits a choice; returns the records it wrote and its completion.
+fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Completion>)> {
+    Ok(match choice {
+        Choice::Append(entries) => {
+            let done = wal.append(&entries)?;
+            (entries.into_iter().map(Op::Entry).collect(), Some(done))
+        }
+        Choice::Truncate(from) => {
+            let writes = wal.next_index().is_some_and(|next| from < next);
+            let done = wal.truncate(from)?;
+            (if writes { vec![Op::Truncate(from)] } else { vec![] }, Some(done))
+        }
+        Choice::Purge(upto) => (vec![Op::Purge(upto)], Some(wal.purge(upto)?)),
+        Choice::HardState(hard_state) => {
+            (vec![Op::HardState(hard_state)], Some(wal.set_hard_state(hard_state)?))
+        }
+        Choice::Snapshot(meta) => {
+            let done = wal.install_snapshot(meta.clone())?;
+            (vec![Op::Snapshot(meta)], Some(done))
+        }
+    })
+}
+
+/// Paths of the files in a corpus or regressions folder, in name order.
+pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(|entry| Some(entry.ok()?.path())).filter(|path| path.is_file()).collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}

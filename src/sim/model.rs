@@ -1,0 +1,123 @@
+//! A reference model of the log for crash checking: what each record does, the state after any
+//! prefix of the submitted records, and which prefixes a recovered `Wal` can match.
+
+use std::collections::BTreeMap;
+
+use crate::{Entry, Error, HardState, SnapshotMeta, Wal};
+
+/// One record's worth of change, in submission order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Entry(Entry),
+    Truncate(u64),
+    Purge(u64),
+    HardState(HardState),
+    Snapshot(SnapshotMeta),
+}
+
+/// The log as the model sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub entries: BTreeMap<u64, Entry>,
+    pub next: Option<u64>,
+    pub purged: Option<(u64, u64)>,
+    pub hard_state: Option<HardState>,
+    pub snapshot: Option<SnapshotMeta>,
+}
+
+impl State {
+    /// Applies one record, with the `Wal`'s rules.
+    ///
+    /// # Panics
+    /// On a purge of an entry the state does not hold; the `Wal` writes no such record.
+    pub fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Entry(entry) => {
+                self.entries.insert(entry.index, entry.clone());
+                self.next = Some(entry.index + 1);
+            }
+            Op::Truncate(from) => {
+                self.entries.retain(|&index, _| index < *from);
+                self.next = self.next.map(|next| next.min(*from));
+            }
+            Op::Purge(upto) => {
+                let term = self.entries[upto].term;
+                self.entries.retain(|&index, _| index > *upto);
+                self.purged = Some((*upto, term));
+            }
+            Op::HardState(hard_state) => self.hard_state = Some(*hard_state),
+            Op::Snapshot(meta) => {
+                if self.entries.get(&meta.index).is_some_and(|entry| entry.term == meta.term) {
+                    self.entries.retain(|&index, _| index > meta.index);
+                } else {
+                    self.entries.clear();
+                    self.next = Some(meta.index + 1);
+                }
+                self.purged = Some((meta.index, meta.term));
+                self.snapshot = Some(meta.clone());
+            }
+        }
+    }
+
+    pub fn first(&self) -> Option<u64> {
+        self.entries.keys().next().copied()
+    }
+
+    pub fn last(&self) -> Option<u64> {
+        self.entries.keys().next_back().copied()
+    }
+
+    /// What `wal` holds now.
+    ///
+    /// # Errors
+    /// The `Wal`'s read errors.
+    pub fn read(wal: &Wal) -> Result<State, Error> {
+        let entries = match (wal.first_index(), wal.last_index()) {
+            (Some(first), Some(last)) => wal
+                .entries(first..last + 1, u64::MAX)?
+                .into_iter()
+                .map(|entry| (entry.index, entry))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(State {
+            entries,
+            next: wal.next_index(),
+            purged: wal.purged(),
+            hard_state: wal.hard_state(),
+            snapshot: wal.snapshot_meta(),
+        })
+    }
+}
+
+/// The records submitted since a verified state, and how many of them are acknowledged.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub base: State,
+    pub ops: Vec<Op>,
+    /// Acknowledged records: always a prefix, since completions resolve in order.
+    pub acked: usize,
+}
+
+impl History {
+    pub fn new(base: State) -> History {
+        History { base, ops: Vec::new(), acked: 0 }
+    }
+
+    /// The state with every submitted record applied: what the live `Wal` must show.
+    pub fn current(&self) -> State {
+        self.state_after(self.ops.len())
+    }
+
+    pub fn state_after(&self, records: usize) -> State {
+        let mut state = self.base.clone();
+        self.ops[..records].iter().for_each(|op| state.apply(op));
+        state
+    }
+
+    /// The prefixes, from the acknowledged one up, that `state` equals. A recovered log must
+    /// match at least one: it holds every acknowledged record and nothing never submitted.
+    pub fn matching_prefixes(&self, state: &State) -> Vec<usize> {
+        (self.acked..=self.ops.len()).filter(|&records| self.state_after(records) == *state).collect()
+    }
+}
