@@ -132,6 +132,14 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
             Some(cause) => Err(cause.clone()),
             None => write(&shared, &mut current, &batch).map_err(Arc::new),
         };
+        // Callbacks run before waiters wake, so a waiter on any operation of this batch or a
+        // later one finds every earlier callback already called.
+        for callback in batch.callbacks {
+            let outcome = result.clone().map_err(Error::Poisoned);
+            // A panicking callback must not take the committer, and every later completion,
+            // down with it.
+            let _ = catch_unwind(AssertUnwindSafe(|| callback(outcome)));
+        }
         {
             let mut core = shared.core.lock();
             match &result {
@@ -153,12 +161,6 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
         {
             // The housekeeper stops only after the committer, so it is still listening.
             let _ = shared.chores.send(Chore::DeleteBelow(below));
-        }
-        for callback in batch.callbacks {
-            let outcome = result.clone().map_err(Error::Poisoned);
-            // A panicking callback must not take the committer, and every later completion,
-            // down with it.
-            let _ = catch_unwind(AssertUnwindSafe(|| callback(outcome)));
         }
     }
 }

@@ -30,6 +30,11 @@ pub enum Error {
     #[error("directory holds a file that is not part of a wal: {0}")]
     ForeignFile(PathBuf),
 
+    /// The directory holds no segment file (only the operator tools refuse this; `Wal::open`
+    /// starts a new log).
+    #[error("{0} holds no raftwal segments")]
+    NotALog(PathBuf),
+
     /// Bytes on disk failed validation somewhere that is not a torn tail.
     #[error("corruption in {path} at offset {offset}: {reason}")]
     Corruption { path: PathBuf, offset: u64, reason: String },

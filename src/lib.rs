@@ -35,6 +35,7 @@ mod format;
 pub mod fs;
 mod housekeeper;
 mod index;
+pub mod inspect;
 mod options;
 mod recovery;
 mod segment;

@@ -18,6 +18,7 @@ use crate::format::{
 };
 use crate::fs::Fs;
 use crate::index::Location;
+use crate::inspect::BACKUP_SUFFIX;
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, TEMP_SUFFIX};
 use crate::state::{HardState, LogState, SnapshotMeta};
@@ -76,10 +77,72 @@ pub struct Recovered {
     pub report: RecoveryReport,
 }
 
-pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> {
-    let mut report = RecoveryReport::default();
+/// The first damage a scan found.
+#[derive(Clone, Debug)]
+pub struct Damage {
+    /// Position in `Analysis::segments` of the damaged segment; `None` when its header is bad
+    /// (it is then not in `segments`).
+    pub segment: Option<usize>,
+    pub path: PathBuf,
+    pub offset: u64,
+    pub reason: String,
+    /// A write a crash interrupted at the end of the newest segment, not corruption.
+    pub torn: bool,
+    /// End of the last non-zero bytes after `offset`: what a cut zeroes.
+    pub cut_end: u64,
+    /// The last entry (index, term) replayed before the damage.
+    pub after: Option<(u64, u64)>,
+}
+
+/// What one segment held, as far as the scan got.
+#[derive(Clone, Debug)]
+pub struct SegmentSummary {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub records: u64,
+    /// Offset after the last valid record.
+    pub end: u64,
+    /// The first and last entry records in the segment, whether or not still live.
+    pub entries: Option<(u64, u64)>,
+    checkpointed: bool,
+}
+
+/// A read-only scan of a directory: everything `recover` decides from.
+pub struct Analysis {
+    /// Segments with valid headers holding records, oldest first, up to any damaged one.
+    pub segments: Vec<Segment>,
+    pub summaries: Vec<SegmentSummary>,
+    /// Blank preallocated segments after the last one holding records.
+    pub spares: VecDeque<Segment>,
+    /// The state replayed up to the first damage; `None` if no checkpoint was reached.
+    pub log: Option<LogState>,
+    pub damage: Option<Damage>,
+    /// Segment files after the damaged one, never read.
+    pub later: Vec<PathBuf>,
+    /// Files to delete once the log is known good (before an id gap; partial preallocations).
+    pub obsolete: Vec<PathBuf>,
+    /// The oldest segment id on disk (after the gap rule).
+    pub oldest: Option<SegmentId>,
+    pub records: u64,
+    pub record_bytes: u64,
+}
+
+/// Scans `dir` without changing anything.
+pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
     let (ids, obsolete) = list_segments(fs, dir)?;
-    let mut segments = Vec::with_capacity(ids.len());
+    let mut analysis = Analysis {
+        segments: Vec::with_capacity(ids.len()),
+        summaries: Vec::new(),
+        spares: VecDeque::new(),
+        log: None,
+        damage: None,
+        later: Vec::new(),
+        obsolete,
+        oldest: ids.first().copied(),
+        records: 0,
+        record_bytes: 0,
+    };
     for (at, &id) in ids.iter().enumerate() {
         let path = dir.join(id.file_name());
         let file = fs.open(&path)?;
@@ -88,99 +151,122 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         let readable = header.len().min(bytes as usize);
         file.read_exact_at(&mut header[..readable], 0)?;
         match format::decode_segment_header(&header[..readable], id) {
-            Ok(salt) => segments.push(Segment::from_parts(id, salt, path, bytes, file)),
-            Err(fault) if options.recovery == RecoveryMode::Salvage => {
-                let cut = Cut { path, offset: 0, bytes_zeroed: 0, reason: fault.to_string() };
-                let dropped: Vec<PathBuf> = ids[at..].iter().map(|id| dir.join(id.file_name())).collect();
-                delete_files(fs, dir, &dropped)?;
-                report.salvaged = Some((cut, dropped));
+            Ok(salt) => analysis.segments.push(Segment::from_parts(id, salt, path, bytes, file)),
+            Err(fault) => {
+                analysis.damage = Some(Damage {
+                    segment: None,
+                    path,
+                    offset: 0,
+                    reason: fault.to_string(),
+                    torn: false,
+                    cut_end: 0,
+                    after: None,
+                });
+                analysis.later = ids[at + 1..].iter().map(|id| dir.join(id.file_name())).collect();
                 break;
             }
-            Err(fault) => return Err(Error::Corruption { path, offset: 0, reason: fault.to_string() }),
         }
     }
-    report.segments = segments.len();
-
-    let mut spares = VecDeque::new();
-    while let Some(last) = segments.last() {
+    while let Some(last) = analysis.segments.last() {
         last.seal()?;
         if !is_blank(last.bytes_of(SEGMENT_HEADER_BYTES as u64)) {
             break;
         }
-        let mut spare = segments.pop().expect("last exists");
+        let mut spare = analysis.segments.pop().expect("last exists");
         spare.unseal();
-        spares.push_front(spare);
+        analysis.spares.push_front(spare);
     }
-
-    let mut replay = Replay { log: None, report: &mut report };
-    let mut sealed = Vec::with_capacity(segments.len());
-    let mut active = None;
-    let newest = segments.last().map(|segment| segment.id);
-    let mut segments = segments.into_iter();
-    while let Some(segment) = segments.next() {
+    let newest = analysis.segments.last().map(|segment| segment.id);
+    let mut replay = Replay { log: None, records: 0, record_bytes: 0, last_entry: None };
+    for (at, segment) in analysis.segments.iter().enumerate() {
         segment.seal()?;
-        let scan = replay.segment(&segment);
+        let scan = replay.segment(segment);
         let bytes = segment.bytes_of(0);
         let stop = scan.stop as usize;
         let tail = Tail::after(bytes, stop, segment.seed);
-        let damaged = scan.fault.is_some() || tail.last_nonzero.is_some();
-        let is_newest = Some(segment.id) == newest;
-        if !damaged {
-            if is_newest {
-                active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
-            } else {
-                sealed.push(segment);
-            }
+        analysis.summaries.push(SegmentSummary {
+            id: segment.id,
+            path: segment.path.clone(),
+            bytes: segment.bytes,
+            records: scan.records,
+            end: scan.stop,
+            entries: scan.entries,
+            checkpointed: scan.checkpointed,
+        });
+        if scan.fault.is_none() && tail.last_nonzero.is_none() {
             continue;
         }
-        let reason = scan.fault.clone().unwrap_or_else(|| "bytes after the end of the log".into());
-        let torn = is_newest && !tail.durable_claim && scan.replay_error.is_none();
-        let cut_end = tail.last_nonzero.unwrap_or(stop);
+        analysis.damage = Some(Damage {
+            segment: Some(at),
+            path: segment.path.clone(),
+            offset: scan.stop,
+            reason: scan.fault.clone().unwrap_or_else(|| "bytes after the end of the log".into()),
+            torn: Some(segment.id) == newest && !tail.durable_claim && scan.replay_error.is_none(),
+            cut_end: tail.last_nonzero.unwrap_or(stop) as u64,
+            after: replay.last_entry,
+        });
+        analysis.later = analysis.segments[at + 1..].iter().map(|later| later.path.clone()).collect();
+        analysis.segments.truncate(at + 1);
+        break;
+    }
+    analysis.log = replay.log;
+    analysis.records = replay.records;
+    analysis.record_bytes = replay.record_bytes;
+    Ok(analysis)
+}
+
+/// Opens a directory for a `Wal`: analyzes it, decides by `options.recovery` what to do about
+/// damage, and only then repairs, durably.
+pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> {
+    let analysis = analyze(fs, dir)?;
+    let mut report = RecoveryReport {
+        segments: analysis.summaries.len() + analysis.spares.len(),
+        record_bytes: analysis.record_bytes,
+        records: analysis.records,
+        ..RecoveryReport::default()
+    };
+    let Analysis { mut segments, summaries, mut spares, log, damage, later, obsolete, oldest, .. } = analysis;
+    let mut dropped = Vec::new();
+    if let Some(damage) = &damage {
+        let cut = Cut {
+            path: damage.path.clone(),
+            offset: damage.offset,
+            bytes_zeroed: damage.cut_end.saturating_sub(damage.offset),
+            reason: damage.reason.clone(),
+        };
         match options.recovery {
-            RecoveryMode::TornTail if torn => {
-                let segment = zero_range(segment, scan.stop, cut_end as u64)?;
-                replay.report.torn_tail = Some(Cut {
-                    path: segment.path.clone(),
-                    offset: scan.stop,
-                    bytes_zeroed: (cut_end - stop) as u64,
-                    reason,
-                });
-                active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
-            }
+            RecoveryMode::TornTail if damage.torn => report.torn_tail = Some(cut),
             RecoveryMode::Salvage => {
-                let segment = zero_range(segment, scan.stop, cut_end as u64)?;
-                let cut = Cut {
-                    path: segment.path.clone(),
-                    offset: scan.stop,
-                    bytes_zeroed: (cut_end - stop) as u64,
-                    reason,
-                };
-                let dropped: Vec<PathBuf> =
-                    segments.by_ref().chain(spares.drain(..)).map(|later| later.path.clone()).collect();
-                delete_files(fs, dir, &dropped)?;
-                replay.report.salvaged = Some((cut, dropped));
-                active = Some(Active { offset: scan.stop, needs_checkpoint: !scan.checkpointed, segment });
-                break;
+                if log.is_none() && oldest.is_some_and(|oldest| oldest != SegmentId(1)) {
+                    // Segments before the oldest were deleted, so the log did not start empty,
+                    // and the cut drops the only checkpoint that says what it held: an empty log
+                    // would be a lie (a Raft node would forget its vote).
+                    return Err(Error::Corruption {
+                        path: damage.path.clone(),
+                        offset: damage.offset,
+                        reason: format!(
+                            "{}; cannot salvage: the damage precedes the oldest checkpoint",
+                            damage.reason
+                        ),
+                    });
+                }
+                if damage.segment.is_none() {
+                    dropped.push(damage.path.clone());
+                }
+                dropped.extend(later.iter().cloned());
+                dropped.extend(spares.drain(..).map(|spare| spare.path.clone()));
+                report.salvaged = Some((cut, dropped.clone()));
             }
-            _ => return Err(segment.corruption(scan.stop, reason)),
+            _ => {
+                return Err(Error::Corruption {
+                    path: damage.path.clone(),
+                    offset: damage.offset,
+                    reason: damage.reason.clone(),
+                });
+            }
         }
     }
-
-    let replayed = replay.log;
-    if replayed.is_none()
-        && let Some((cut, _)) = &report.salvaged
-        && ids.first().is_some_and(|&oldest| oldest != SegmentId(1))
-    {
-        // Segments before the oldest were deleted, so the log did not start empty, and the cut
-        // dropped the only checkpoint that said what it held: an empty log would be a lie (a
-        // Raft node would forget its vote).
-        return Err(Error::Corruption {
-            path: cut.path.clone(),
-            offset: cut.offset,
-            reason: format!("{}; cannot salvage: the damage precedes the oldest checkpoint", cut.reason),
-        });
-    }
-    let mut log = replayed.unwrap_or_default();
+    let mut log = log.unwrap_or_default();
     if let Some((first, last)) = log.index.missing() {
         // Only a salvage cut can drop the purge that justified deleting these entries' segment;
         // without the cut, the segment was lost some other way.
@@ -190,13 +276,30 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         log.index.purge(last);
         report.missing_dropped = Some((first, last));
     }
+
+    // Decided; now change the disk. A crash from here on leaves damage that the next open
+    // repairs the same way.
+    let mut active = None;
+    if let Some(mut newest) = segments.pop() {
+        let summary = &summaries[segments.len()];
+        match &damage {
+            Some(damage) if damage.segment.is_some() => {
+                newest = zero_range(newest, damage.offset, damage.cut_end)?;
+            }
+            _ => newest.unseal(),
+        }
+        active =
+            Some(Active { offset: summary.end, needs_checkpoint: !summary.checkpointed, segment: newest });
+    }
+    delete_files(fs, dir, &dropped)?;
     // Only now that nothing live is missing is it safe to delete what the gap rule called
     // obsolete.
     delete_files(fs, dir, &obsolete)?;
     report.obsolete_files_deleted = obsolete.len();
-    if let Some(active) = &mut active {
-        active.segment.unseal();
-    }
+    // The names found may not be durable yet: a crash, or a failed directory sync, can
+    // interrupt a segment's creation after its rename. Appends are about to rely on them.
+    fs.sync_dir(dir)?;
+    let sealed = segments;
     // The next id follows the newest surviving segment, so the ids on disk stay gapless even
     // after salvage deleted the newest ones.
     let newest = spares
@@ -206,6 +309,16 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         .map(|segment| segment.id);
     let next_segment_id = newest.map_or(SegmentId(1), SegmentId::next);
     Ok(Recovered { log, sealed, active, spares, next_segment_id, report })
+}
+
+/// The segment files in `dir`, in id order; an error if it holds a file raftwal did not write.
+pub fn segment_names(fs: &dyn Fs, dir: &Path) -> Result<Vec<PathBuf>> {
+    let (ids, obsolete) = list_segments(fs, dir)?;
+    let mut names: Vec<PathBuf> =
+        obsolete.into_iter().chain(ids.iter().map(|id| dir.join(id.file_name()))).collect();
+    names.retain(|path| !path.to_string_lossy().ends_with(TEMP_SUFFIX));
+    names.sort();
+    Ok(names)
 }
 
 /// The segment ids to replay, oldest first, and the files to delete once replay succeeded.
@@ -218,7 +331,7 @@ fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<(Vec<SegmentId>, Vec<PathBuf
     let mut ids = Vec::new();
     let mut obsolete = Vec::new();
     for name in fs.list(dir)? {
-        if name == LOCK_FILE {
+        if name == LOCK_FILE || name.contains(BACKUP_SUFFIX) {
             continue;
         }
         if let Some(id) = SegmentId::parse(&name) {
@@ -310,14 +423,18 @@ struct SegmentScan {
     /// A record validated but contradicts the log (a bug or a forged record, never a torn write).
     replay_error: Option<String>,
     checkpointed: bool,
+    records: u64,
+    entries: Option<(u64, u64)>,
 }
 
-struct Replay<'a> {
+struct Replay {
     log: Option<LogState>,
-    report: &'a mut RecoveryReport,
+    records: u64,
+    record_bytes: u64,
+    last_entry: Option<(u64, u64)>,
 }
 
-impl Replay<'_> {
+impl Replay {
     fn segment(&mut self, segment: &Segment) -> SegmentScan {
         let bytes = segment.bytes_of(0);
         let mut scan = SegmentScan {
@@ -325,6 +442,8 @@ impl Replay<'_> {
             fault: None,
             replay_error: None,
             checkpointed: false,
+            records: 0,
+            entries: None,
         };
         while (scan.stop as usize) < bytes.len() {
             let at = scan.stop as usize;
@@ -341,8 +460,14 @@ impl Replay<'_> {
                 scan.replay_error = Some(reason);
                 break;
             }
-            self.report.records += 1;
-            self.report.record_bytes += record.bytes_aligned as u64;
+            if record.head.kind == Kind::Entry {
+                let index = record.head.index;
+                scan.entries = Some(scan.entries.map_or((index, index), |(first, _)| (first, index)));
+                self.last_entry = Some((index, record.head.term));
+            }
+            scan.records += 1;
+            self.records += 1;
+            self.record_bytes += record.bytes_aligned as u64;
             scan.stop += record.bytes_aligned as u64;
         }
         scan

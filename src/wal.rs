@@ -413,7 +413,8 @@ impl Wal {
     }
 
     /// Like `append`, but calls `callback` from the committer thread once the entries are
-    /// durable (or failed). Callbacks run in submission order. They hold up the next batch, so
+    /// durable (or failed). Callbacks run in submission order, and before any `Completion` of
+    /// the same or a later operation resolves. They hold up the next batch, so
     /// they must be short, and must not wait on this `Wal` (a `Completion`, or an append that
     /// waits for queue space), which would deadlock: hand the result to a channel instead.
     /// If `append_with` itself returns an error, the callback is dropped uncalled.

@@ -1,0 +1,352 @@
+//! `raftwal`: inspect and repair a raftwal directory that no running `Wal` holds.
+//!
+//! Exit codes: 0 success (for `verify`: clean); 1 `verify` found only a torn tail, which
+//! `repair` or the next open cuts; 2 corruption (`verify`), or `repair` refused to cut it without
+//! `--salvage`; 3 any other error (no such directory, not a raftwal log, locked, unreadable).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use raftwal::inspect::{self, DamageInfo, DamageKind, Inspection, RecordKind, RecordView, Repaired};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "raftwal", version, about = "Inspect and repair a raftwal log directory")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Segments, log bounds, hard state, snapshot meta and damage.
+    Stat {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Entries and state records in log order.
+    Dump {
+        dir: PathBuf,
+        /// First entry index to show.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last entry index to show.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Whole payloads instead of a 32-byte preview.
+        #[arg(long)]
+        full: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verifies every checksum: exit 0 clean, 1 torn tail only, 2 corruption.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cuts a torn tail, or with --salvage keeps the longest valid prefix; damaged files are
+    /// first copied to *.broken. A healthy log is not touched.
+    Repair {
+        dir: PathBuf,
+        #[arg(long)]
+        salvage: bool,
+        /// Say what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+const EXIT_TORN: u8 = 1;
+const EXIT_CORRUPT: u8 = 2;
+const EXIT_ERROR: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Stat { dir, json } => inspect::inspect(&dir).map(|found| {
+            if json {
+                println!("{}", stat_json(&found));
+            } else {
+                print_stat(&dir, &found);
+            }
+            0
+        }),
+        Command::Dump { dir, from, to, full, json } => dump(&dir, from, to, full, json),
+        Command::Verify { dir, json } => inspect::inspect(&dir).map(|found| verify(&found, json)),
+        Command::Repair { dir, salvage, dry_run } => {
+            inspect::repair(&dir, salvage, dry_run).map(print_repair)
+        }
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(raftwal::Error::Corruption { path, offset, reason }) => {
+            eprintln!(
+                "raftwal: corruption in {} at offset {offset}: {reason}; `repair --salvage` keeps the log before it",
+                path.display()
+            );
+            ExitCode::from(EXIT_CORRUPT)
+        }
+        Err(error) => {
+            eprintln!("raftwal: {error}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn range(bounds: Option<(u64, u64)>) -> String {
+    bounds.map_or_else(|| "-".into(), |(first, last)| format!("{first}..={last}"))
+}
+
+fn print_stat(dir: &Path, found: &Inspection) {
+    println!("directory    {}", dir.display());
+    println!("format       version {}", found.format_version);
+    println!(
+        "segments     {} holding records, {} spare, {} bytes on disk",
+        found.segments.len(),
+        found.spares.len(),
+        found.bytes_on_disk
+    );
+    for segment in &found.segments {
+        println!(
+            "  {}  {} bytes, {} records, entries {}",
+            file_name(&segment.path),
+            segment.bytes,
+            segment.records,
+            range(segment.entries)
+        );
+    }
+    let entries = found.first_index.zip(found.last_index);
+    let count = entries.map_or(0, |(first, last)| last + 1 - first);
+    println!("entries      {} ({count})", range(entries));
+    println!(
+        "next index   {}",
+        found.next_index.map_or_else(|| "any (fresh log)".into(), |next| next.to_string())
+    );
+    println!(
+        "purged       {}",
+        found.purged.map_or_else(|| "-".into(), |(index, term)| format!("{index} (term {term})"))
+    );
+    println!(
+        "hard state   {}",
+        found.hard_state.map_or_else(
+            || "-".into(),
+            |hs| format!("term {} vote {} commit {}", hs.term, hs.vote, hs.commit)
+        )
+    );
+    println!(
+        "snapshot     {}",
+        found.snapshot.as_ref().map_or_else(
+            || "-".into(),
+            |meta| format!("index {} term {}, {} bytes of meta", meta.index, meta.term, meta.data.len())
+        )
+    );
+    println!("damage       {}", found.damage.as_ref().map_or_else(|| "none".into(), describe));
+}
+
+fn describe(damage: &DamageInfo) -> String {
+    let kind = match damage.kind {
+        DamageKind::TornTail => "torn tail",
+        DamageKind::Corruption => "corruption",
+    };
+    let after =
+        damage.after.map_or_else(String::new, |(index, term)| format!(", after entry {index} (term {term})"));
+    format!("{kind} in {} at offset {}{after}: {}", damage.path.display(), damage.offset, damage.reason)
+}
+
+fn damage_json(damage: &DamageInfo) -> Value {
+    json!({
+        "kind": match damage.kind { DamageKind::TornTail => "torn_tail", DamageKind::Corruption => "corruption" },
+        "path": damage.path,
+        "offset": damage.offset,
+        "reason": damage.reason,
+        "after_index": damage.after.map(|(index, _)| index),
+        "after_term": damage.after.map(|(_, term)| term),
+        "bytes": damage.bytes,
+    })
+}
+
+fn stat_json(found: &Inspection) -> Value {
+    json!({
+        "format_version": found.format_version,
+        "segments": found.segments.iter().map(|segment| json!({
+            "path": segment.path,
+            "id": segment.id,
+            "bytes": segment.bytes,
+            "records": segment.records,
+            "first_entry": segment.entries.map(|(first, _)| first),
+            "last_entry": segment.entries.map(|(_, last)| last),
+        })).collect::<Vec<_>>(),
+        "spares": found.spares,
+        "bytes_on_disk": found.bytes_on_disk,
+        "first_index": found.first_index,
+        "last_index": found.last_index,
+        "next_index": found.next_index,
+        "purged": found.purged.map(|(index, term)| json!({"index": index, "term": term})),
+        "hard_state": found.hard_state.map(|hs| json!({"term": hs.term, "vote": hs.vote, "commit": hs.commit})),
+        "snapshot": found.snapshot.as_ref().map(|meta| json!({"index": meta.index, "term": meta.term, "bytes": meta.data.len()})),
+        "damage": found.damage.as_ref().map(damage_json),
+    })
+}
+
+fn verify(found: &Inspection, json: bool) -> u8 {
+    let (status, code) = match found.damage.as_ref().map(|damage| damage.kind) {
+        None => ("clean", 0),
+        Some(DamageKind::TornTail) => ("torn_tail", EXIT_TORN),
+        Some(DamageKind::Corruption) => ("corruption", EXIT_CORRUPT),
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "status": status,
+                "segments": found.segments.len(),
+                "records": found.records,
+                "damage": found.damage.as_ref().map(damage_json),
+            })
+        );
+    } else {
+        match &found.damage {
+            None => {
+                println!("clean: {} records in {} segments verified", found.records, found.segments.len())
+            }
+            Some(damage) => println!("{}", describe(damage)),
+        }
+    }
+    code
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+}
+
+/// Up to 32 bytes (all with `full`): as text if printable UTF-8, else hex.
+fn preview(payload: &[u8], full: bool) -> String {
+    let shown = if full { payload } else { &payload[..payload.len().min(32)] };
+    let more = if shown.len() < payload.len() { "…" } else { "" };
+    match std::str::from_utf8(shown) {
+        Ok(text) if text.chars().all(|c| !c.is_control()) => format!("{text:?}{more}"),
+        _ => format!("0x{}{more}", shown.iter().map(|byte| format!("{byte:02x}")).collect::<String>()),
+    }
+}
+
+fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, full: bool, json: bool) -> raftwal::Result<u8> {
+    let wanted = |record: &RecordView<'_>| {
+        record.kind != RecordKind::Entry
+            || (from.is_none_or(|from| record.index >= from) && to.is_none_or(|to| record.index <= to))
+    };
+    inspect::for_each_record(dir, |record| {
+        if record.kind == RecordKind::Batch || !wanted(&record) {
+            return;
+        }
+        if json {
+            println!("{}", record_json(&record, full));
+        } else {
+            println!("{}", record_text(&record, full));
+        }
+    })?;
+    Ok(0)
+}
+
+fn record_text(record: &RecordView<'_>, full: bool) -> String {
+    let at = format!("{}@{}", file_name(record.segment), record.offset);
+    match record.kind {
+        RecordKind::Entry => format!(
+            "{at} entry {} term {} {} bytes {}",
+            record.index,
+            record.term,
+            record.payload.len(),
+            preview(record.payload, full)
+        ),
+        RecordKind::Truncate => format!("{at} truncate from {}", record.index),
+        RecordKind::Purge => format!("{at} purge up to {} (term {})", record.index, record.term),
+        RecordKind::HardState => match record.hard_state() {
+            Some(hs) => format!("{at} hard_state term {} vote {} commit {}", hs.term, hs.vote, hs.commit),
+            None => format!("{at} hard_state (malformed)"),
+        },
+        RecordKind::Snapshot => format!(
+            "{at} snapshot index {} term {} meta {}",
+            record.index,
+            record.term,
+            preview(record.payload, full)
+        ),
+        RecordKind::Checkpoint => match record.checkpoint_bounds() {
+            Some((first, next)) => format!("{at} checkpoint entries [{first}, {next})"),
+            None => format!("{at} checkpoint (malformed)"),
+        },
+        RecordKind::Batch => format!("{at} batch"),
+    }
+}
+
+fn record_json(record: &RecordView<'_>, full: bool) -> Value {
+    let mut object = json!({
+        "segment": file_name(record.segment),
+        "offset": record.offset,
+        "kind": record.kind.name(),
+        "index": record.index,
+        "term": record.term,
+        "bytes": record.payload.len(),
+    });
+    match record.kind {
+        RecordKind::Entry | RecordKind::Snapshot => object["preview"] = json!(preview(record.payload, full)),
+        RecordKind::HardState => {
+            if let Some(hs) = record.hard_state() {
+                object["hard_state"] = json!({"term": hs.term, "vote": hs.vote, "commit": hs.commit});
+            }
+        }
+        RecordKind::Checkpoint => {
+            if let Some((first, next)) = record.checkpoint_bounds() {
+                object["first"] = json!(first);
+                object["next"] = json!(next);
+            }
+        }
+        _ => {}
+    }
+    object
+}
+
+fn print_repair(outcome: Option<Repaired>) -> u8 {
+    match outcome {
+        None => println!("healthy: nothing to repair, nothing touched"),
+        Some(Repaired { backups, report, last_index, .. }) => {
+            let done = if backups.is_empty() { "would cut" } else { "cut" };
+            if let Some(cut) = &report.torn_tail {
+                println!(
+                    "{done} a torn tail in {} at offset {} ({} bytes)",
+                    cut.path.display(),
+                    cut.offset,
+                    cut.bytes_zeroed
+                );
+            }
+            if let Some((cut, dropped)) = &report.salvaged {
+                println!(
+                    "{done} the log at {} offset {} ({}): {} bytes zeroed",
+                    cut.path.display(),
+                    cut.offset,
+                    cut.reason,
+                    cut.bytes_zeroed
+                );
+                for path in dropped {
+                    println!(
+                        "  {} segment {}",
+                        if backups.is_empty() { "would delete" } else { "deleted" },
+                        path.display()
+                    );
+                }
+            }
+            if let Some((first, last)) = report.missing_dropped {
+                println!("  entries {first}..={last} were lost with their deleted segments");
+            }
+            for backup in &backups {
+                println!("  backup {}", backup.display());
+            }
+            let end = last_index
+                .map_or_else(|| "holds no entries".into(), |index| format!("ends at entry {index}"));
+            println!("the log {}{end}", if backups.is_empty() { "would then " } else { "now " });
+        }
+    }
+    0
+}
