@@ -1,100 +1,29 @@
-//! `raftwal`: inspect and repair a raftwal directory that no running `Wal` holds.
-//!
-//! Exit codes: 0 success (for `verify`: clean); 1 `verify` found only a torn tail, which
-//! `repair` or the next open cuts; 2 corruption (`verify`), or `repair` refused to cut it without
-//! `--salvage`; 3 any other error (no such directory, not a raftwal log, locked, unreadable).
+//! `stat`, `dump`, `verify` and `repair`: printing what `raftwal::inspect` finds and does.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
-use clap::{Parser, Subcommand};
 use raftwal::inspect::{self, DamageInfo, DamageKind, Inspection, RecordKind, RecordView, Repaired};
 use serde_json::{Value, json};
 
-#[derive(Parser)]
-#[command(name = "raftwal", version, about = "Inspect and repair a raftwal log directory")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+pub const EXIT_TORN: u8 = 1;
+pub const EXIT_CORRUPT: u8 = 2;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Segments, log bounds, hard state, snapshot meta and damage.
-    Stat {
-        dir: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Entries and state records in log order.
-    Dump {
-        dir: PathBuf,
-        /// First entry index to show.
-        #[arg(long)]
-        from: Option<u64>,
-        /// Last entry index to show.
-        #[arg(long)]
-        to: Option<u64>,
-        /// Whole payloads instead of a 32-byte preview.
-        #[arg(long)]
-        full: bool,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Verifies every checksum: exit 0 clean, 1 torn tail only, 2 corruption.
-    Verify {
-        dir: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Cuts a torn tail, or with --salvage keeps the longest valid prefix; damaged files are
-    /// first copied to *.broken. A healthy log is not touched.
-    Repair {
-        dir: PathBuf,
-        #[arg(long)]
-        salvage: bool,
-        /// Say what would be done; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-}
-
-const EXIT_TORN: u8 = 1;
-const EXIT_CORRUPT: u8 = 2;
-const EXIT_ERROR: u8 = 3;
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Stat { dir, json } => inspect::inspect(&dir).map(|found| {
-            if json {
-                println!("{}", stat_json(&found));
-            } else {
-                print_stat(&dir, &found);
-            }
-            0
-        }),
-        Command::Dump { dir, from, to, full, json } => dump(&dir, from, to, full, json),
-        Command::Verify { dir, json } => inspect::inspect(&dir).map(|found| verify(&found, json)),
-        Command::Repair { dir, salvage, dry_run } => {
-            inspect::repair(&dir, salvage, dry_run).map(print_repair)
-        }
-    };
-    match outcome {
-        Ok(code) => ExitCode::from(code),
-        Err(raftwal::Error::Corruption { path, offset, reason }) => {
-            eprintln!(
-                "raftwal: corruption in {} at offset {offset}: {reason}; `repair --salvage` keeps the log before it",
-                path.display()
-            );
-            ExitCode::from(EXIT_CORRUPT)
-        }
-        Err(error) => {
-            eprintln!("raftwal: {error}");
-            ExitCode::from(EXIT_ERROR)
-        }
+pub fn stat(dir: &Path, json: bool) -> raftwal::Result<u8> {
+    let found = inspect::inspect(dir)?;
+    if json {
+        println!("{}", stat_json(&found));
+    } else {
+        print_stat(dir, &found);
     }
+    Ok(0)
+}
+
+pub fn verify(dir: &Path, json: bool) -> raftwal::Result<u8> {
+    Ok(print_verify(&inspect::inspect(dir)?, json))
+}
+
+pub fn repair(dir: &Path, salvage: bool, dry_run: bool) -> raftwal::Result<u8> {
+    inspect::repair(dir, salvage, dry_run).map(print_repair)
 }
 
 fn range(bounds: Option<(u64, u64)>) -> String {
@@ -192,7 +121,7 @@ fn stat_json(found: &Inspection) -> Value {
     })
 }
 
-fn verify(found: &Inspection, json: bool) -> u8 {
+fn print_verify(found: &Inspection, json: bool) -> u8 {
     let (status, code) = match found.damage.as_ref().map(|damage| damage.kind) {
         None => ("clean", 0),
         Some(DamageKind::TornTail) => ("torn_tail", EXIT_TORN),
@@ -233,7 +162,7 @@ fn preview(payload: &[u8], full: bool) -> String {
     }
 }
 
-fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, full: bool, json: bool) -> raftwal::Result<u8> {
+pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, full: bool, json: bool) -> raftwal::Result<u8> {
     let wanted = |record: &RecordView<'_>| {
         record.kind != RecordKind::Entry
             || (from.is_none_or(|from| record.index >= from) && to.is_none_or(|to| record.index <= to))

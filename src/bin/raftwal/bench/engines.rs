@@ -1,0 +1,222 @@
+//! The engines the benchmark drives, behind one interface: raftwal always, and with the
+//! `compare` feature tikv's raft-engine and okaywal.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use hdrhistogram::Histogram;
+use raftwal::{Entry, Options, Wal};
+
+pub type Error = String;
+
+/// One closed-loop writer of the independent workload.
+pub trait Appender: Send {
+    /// Appends one entry and returns once it is durable.
+    fn append(&mut self, payload: &[u8]) -> Result<(), Error>;
+}
+
+pub trait Engine: Send + Sync {
+    /// A writer for thread `thread` (raftwal: all threads share the one log; peers: each its
+    /// own raft group).
+    fn appender(&self, thread: usize) -> Box<dyn Appender + '_>;
+    /// One submitter keeps `window` appends to one raft group in flight until `deadline`;
+    /// returns the entries completed, recording each one's submit-to-durable latency.
+    fn pipelined(
+        &self,
+        payload: &[u8],
+        window: usize,
+        deadline: Instant,
+        latency: &mut Histogram<u64>,
+    ) -> Result<u64, Error>;
+    /// Appends entries of `payload` to one group without waiting for durability, then syncs
+    /// once: a log to recover or read.
+    fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error>;
+    /// Reads `count` entries starting at entry `from` (1-based) of the group `fill` wrote.
+    fn read(&self, from: u64, count: u64) -> Result<u64, Error>;
+    /// fdatasyncs issued so far, if the engine counts them.
+    fn fsyncs(&self) -> Option<u64>;
+    /// Heap bytes of the in-memory index per entry, if the engine reports it.
+    fn index_bytes_per_entry(&self) -> Option<f64> {
+        None
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Raftwal,
+    #[cfg(feature = "compare")]
+    RaftEngine,
+    #[cfg(feature = "compare")]
+    Okaywal,
+}
+
+impl Kind {
+    pub fn all(compare: bool) -> Vec<Kind> {
+        let mut kinds = vec![Kind::Raftwal];
+        #[cfg(feature = "compare")]
+        if compare {
+            kinds.extend([Kind::RaftEngine, Kind::Okaywal]);
+        }
+        #[cfg(not(feature = "compare"))]
+        let _ = compare;
+        kinds
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Raftwal => "raftwal",
+            #[cfg(feature = "compare")]
+            Kind::RaftEngine => "raft-engine",
+            #[cfg(feature = "compare")]
+            Kind::Okaywal => "okaywal",
+        }
+    }
+
+    /// okaywal takes part in the independent workload only: it has no asynchronous append, and
+    /// its recovery hands entries to a manager instead of keeping a readable log.
+    pub fn runs(self, workload: super::Workload) -> bool {
+        match self {
+            #[cfg(feature = "compare")]
+            Kind::Okaywal => workload == super::Workload::Independent,
+            _ => true,
+        }
+    }
+
+    pub fn open(self, dir: &Path) -> Result<Box<dyn Engine>, Error> {
+        Ok(match self {
+            Kind::Raftwal => Box::new(RaftwalEngine::open(dir)?),
+            #[cfg(feature = "compare")]
+            Kind::RaftEngine => Box::new(super::peers::RaftEngine::open(dir)?),
+            #[cfg(feature = "compare")]
+            Kind::Okaywal => Box::new(super::peers::Okaywal::open(dir)?),
+        })
+    }
+}
+
+struct RaftwalEngine {
+    wal: Wal,
+    /// The next index; the independent writers take it in turn, as the API requires.
+    next: Arc<Mutex<u64>>,
+}
+
+impl RaftwalEngine {
+    fn open(dir: &Path) -> Result<RaftwalEngine, Error> {
+        let wal = Wal::open(dir, Options::default()).map_err(|error| error.to_string())?;
+        let next = wal.next_index().unwrap_or(1);
+        Ok(RaftwalEngine { wal, next: Arc::new(Mutex::new(next)) })
+    }
+
+    fn entry(index: u64, payload: &[u8]) -> Entry {
+        Entry { index, term: 1, data: payload.to_vec() }
+    }
+}
+
+struct RaftwalAppender<'a> {
+    engine: &'a RaftwalEngine,
+}
+
+impl Appender for RaftwalAppender<'_> {
+    fn append(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let done = {
+            let mut next = self.engine.next.lock().expect("not poisoned");
+            let done = self
+                .engine
+                .wal
+                .append(&[RaftwalEngine::entry(*next, payload)])
+                .map_err(|error| error.to_string())?;
+            *next += 1;
+            done
+        };
+        done.wait().map_err(|error| error.to_string())
+    }
+}
+
+impl Engine for RaftwalEngine {
+    fn appender(&self, _thread: usize) -> Box<dyn Appender + '_> {
+        Box::new(RaftwalAppender { engine: self })
+    }
+
+    fn pipelined(
+        &self,
+        payload: &[u8],
+        window: usize,
+        deadline: Instant,
+        latency: &mut Histogram<u64>,
+    ) -> Result<u64, Error> {
+        // Tokens bound the appends in flight; each callback hands its token back with the
+        // append's latency.
+        let (tokens, returned) = bounded::<Duration>(window);
+        let mut in_flight = 0;
+        let mut completed = 0;
+        let mut next = *self.next.lock().expect("not poisoned");
+        let record = |elapsed: Duration, latency: &mut Histogram<u64>| {
+            latency.saturating_record(elapsed.as_micros() as u64);
+        };
+        while Instant::now() < deadline {
+            while in_flight < window {
+                let tokens = tokens.clone();
+                let submitted = Instant::now();
+                self.wal
+                    .append_with(&[RaftwalEngine::entry(next, payload)], move |result| {
+                        if result.is_ok() {
+                            let _ = tokens.send(submitted.elapsed());
+                        }
+                    })
+                    .map_err(|error| error.to_string())?;
+                next += 1;
+                in_flight += 1;
+            }
+            let elapsed =
+                returned.recv_timeout(Duration::from_secs(10)).map_err(|_| "append failed".to_string())?;
+            record(elapsed, latency);
+            in_flight -= 1;
+            completed += 1;
+        }
+        for _ in 0..in_flight {
+            let elapsed =
+                returned.recv_timeout(Duration::from_secs(10)).map_err(|_| "append failed".to_string())?;
+            record(elapsed, latency);
+            completed += 1;
+        }
+        *self.next.lock().expect("not poisoned") = next;
+        Ok(completed)
+    }
+
+    fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error> {
+        let mut next = self.next.lock().expect("not poisoned");
+        let batch = (64 << 10) / (payload.len() as u64 + 64).max(1) + 1;
+        let mut done = None;
+        let end = *next + entries;
+        while *next < end {
+            let count = batch.min(end - *next);
+            let chunk: Vec<Entry> =
+                (*next..*next + count).map(|index| RaftwalEngine::entry(index, payload)).collect();
+            done = Some(self.wal.append(&chunk).map_err(|error| error.to_string())?);
+            *next += count;
+        }
+        if let Some(done) = done {
+            done.wait().map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn read(&self, from: u64, count: u64) -> Result<u64, Error> {
+        let first = self.wal.first_index().unwrap_or(1);
+        let read = self
+            .wal
+            .entries(first + from - 1..first + from - 1 + count, u64::MAX)
+            .map_err(|error| error.to_string())?;
+        Ok(read.len() as u64)
+    }
+
+    fn fsyncs(&self) -> Option<u64> {
+        Some(self.wal.stats().fsyncs)
+    }
+
+    fn index_bytes_per_entry(&self) -> Option<f64> {
+        let stats = self.wal.stats();
+        (stats.index_entries > 0).then(|| stats.index_bytes as f64 / stats.index_entries as f64)
+    }
+}

@@ -1,0 +1,398 @@
+//! `raftwal bench`: durable-append throughput and latency on this disk, beside the disk's own
+//! limit and (with `--compare`) beside raft-engine and okaywal. Engines run interleaved, one
+//! round of each in turn, so that a disk that changes speed on its own moves them all alike;
+//! the report gives each engine's median and the median of per-round ratios.
+
+mod disk;
+mod engines;
+#[cfg(feature = "compare")]
+mod peers;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use disk::Pattern;
+use engines::{Engine, Kind};
+use report::Measurement;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Workload {
+    /// The disk's own limits: 4 KiB overwrite, 4 KiB append, 1 MiB sequential, each + fdatasync.
+    Disk,
+    /// T closed-loop threads, one entry per durable append.
+    Independent,
+    /// One submitter keeping W appends in flight to one raft group.
+    Pipelined,
+    /// Time to open a log after writing it.
+    Recovery,
+    /// Sequential range reads and random point reads.
+    Read,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory to benchmark in; each run uses a fresh temporary directory inside it.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Thread counts for the independent workload.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 16, 64])]
+    threads: Vec<usize>,
+    /// Entry sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [128usize, 4096])]
+    entry_bytes: Vec<usize>,
+    /// Appends in flight for the pipelined workload.
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+    /// Entry size of the large-entry pipelined run, compared with the disk's bandwidth.
+    #[arg(long, default_value_t = 65536)]
+    large_entry_bytes: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 1.5)]
+    seconds: f64,
+    /// Rounds per configuration (engines interleaved within each round).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// MiB of log written for the recovery and read workloads.
+    #[arg(long, default_value_t = 128)]
+    recovery_mib: u64,
+    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "recovery", "read"])]
+    workloads: Vec<Workload>,
+    /// Also run raft-engine 0.4.2 and okaywal 0.3 (needs the `compare` feature).
+    #[arg(long)]
+    compare: bool,
+    /// A short smoke run (about 30 s with --compare): fewer configurations, shorter runs.
+    #[arg(long)]
+    quick: bool,
+    /// Write every measurement as a JSON array to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw entries/s against threads and a latency CDF to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+impl Args {
+    fn apply_quick(&mut self) {
+        if self.quick {
+            self.threads = vec![1, 16];
+            self.entry_bytes = vec![128];
+            self.in_flight = 64;
+            self.seconds = 0.4;
+            self.rounds = 2;
+            self.recovery_mib = 16;
+            self.large_entry_bytes = 65536;
+        }
+    }
+}
+
+/// One measurement to take: a workload in one configuration.
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    workload: Workload,
+    threads: usize,
+    entry_bytes: usize,
+    in_flight: usize,
+}
+
+fn plan(args: &Args) -> Vec<Config> {
+    let mut configs = Vec::new();
+    let config =
+        |workload, threads, entry_bytes, in_flight| Config { workload, threads, entry_bytes, in_flight };
+    for &workload in &args.workloads {
+        match workload {
+            Workload::Disk => {}
+            Workload::Independent => {
+                for &bytes in &args.entry_bytes {
+                    configs.extend(args.threads.iter().map(|&threads| config(workload, threads, bytes, 1)));
+                }
+            }
+            Workload::Pipelined => {
+                let sizes = args.entry_bytes.iter().chain([&args.large_entry_bytes]);
+                configs.extend(sizes.map(|&bytes| config(workload, 1, bytes, args.in_flight)));
+            }
+            Workload::Recovery | Workload::Read => configs.push(config(workload, 1, 4096, 1)),
+        }
+    }
+    configs
+}
+
+pub fn run(mut args: Args) -> raftwal::Result<u8> {
+    args.apply_quick();
+    if args.compare && !cfg!(feature = "compare") {
+        eprintln!(
+            "raftwal: --compare needs the `compare` feature: cargo run --release --features compare -- bench --compare"
+        );
+        return Ok(3);
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let kinds = Kind::all(args.compare);
+    let configs = plan(&args);
+    let disk_runs = if args.workloads.contains(&Workload::Disk) { 3 * args.rounds } else { 0 };
+    let runs_per_round: usize =
+        configs.iter().map(|config| kinds.iter().filter(|kind| kind.runs(config.workload)).count()).sum();
+    let total = disk_runs + runs_per_round * args.rounds;
+    let progress =
+        if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
+
+    let mut measurements = Vec::new();
+    for round in 0..args.rounds {
+        if args.workloads.contains(&Workload::Disk) {
+            for pattern in [Pattern::Overwrite4k, Pattern::Append4k, Pattern::Sequential1m] {
+                progress.set_message(pattern.name());
+                measurements.push(measure_disk(&args.dir, pattern, args.seconds, round)?);
+                progress.inc(1);
+            }
+        }
+    }
+    for config in &configs {
+        for round in 0..args.rounds {
+            for &kind in kinds.iter().filter(|kind| kind.runs(config.workload)) {
+                progress.set_message(format!(
+                    "{:?} {} T={} S={}",
+                    config.workload,
+                    kind.name(),
+                    config.threads,
+                    config.entry_bytes
+                ));
+                let dir = tempfile::tempdir_in(&args.dir)?;
+                let taken = measure(kind, dir.path(), config, &args, round).map_err(|error| {
+                    raftwal::Error::Io(std::io::Error::other(format!(
+                        "{} {:?}: {error}",
+                        kind.name(),
+                        config.workload
+                    )))
+                })?;
+                measurements.extend(taken);
+                progress.inc(1);
+            }
+        }
+    }
+    progress.finish_and_clear();
+
+    report::print(&measurements, args.compare);
+    if let Some(path) = &args.json {
+        report::write_json(path, &measurements)?;
+    }
+    if let Some(path) = &args.plot {
+        report::plot(path, &measurements)
+            .map_err(|error| raftwal::Error::Io(std::io::Error::other(error)))?;
+    }
+    Ok(0)
+}
+
+fn measure_disk(dir: &Path, pattern: Pattern, seconds: f64, round: usize) -> raftwal::Result<Measurement> {
+    let scratch = tempfile::tempdir_in(dir)?;
+    let cpu = cpu_seconds();
+    let run = disk::measure(scratch.path(), pattern, seconds)?;
+    Ok(Measurement {
+        workload: pattern.name(),
+        engine: "disk",
+        threads: 1,
+        entry_bytes: pattern.write_bytes(),
+        in_flight: 1,
+        round,
+        entries: run.ops,
+        elapsed: run.elapsed,
+        payload_bytes: run.ops * pattern.write_bytes() as u64,
+        fsyncs: Some(run.ops),
+        latency: Some(run.latency),
+        cpu_seconds: cpu_since(cpu),
+        index_bytes_per_entry: None,
+    })
+}
+
+/// Lets the engine's background work after open (raftwal preallocates a spare segment) finish
+/// before measuring.
+const SETTLE: Duration = Duration::from_millis(300);
+
+fn measure(
+    kind: Kind,
+    dir: &Path,
+    config: &Config,
+    args: &Args,
+    round: usize,
+) -> Result<Vec<Measurement>, String> {
+    let payload = payload(config.entry_bytes);
+    let engine = kind.open(dir)?;
+    std::thread::sleep(SETTLE);
+    let base = Measurement {
+        workload: "",
+        engine: kind.name(),
+        threads: config.threads,
+        entry_bytes: config.entry_bytes,
+        in_flight: config.in_flight,
+        round,
+        entries: 0,
+        elapsed: Duration::ZERO,
+        payload_bytes: 0,
+        fsyncs: None,
+        latency: None,
+        cpu_seconds: None,
+        index_bytes_per_entry: None,
+    };
+    let seconds = Duration::from_secs_f64(args.seconds);
+    Ok(match config.workload {
+        Workload::Disk => unreachable!("the disk is measured apart"),
+        Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
+        Workload::Pipelined => {
+            let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
+            let mut latency = Histogram::new(3).expect("valid precision");
+            let entries = engine.pipelined(&payload, config.in_flight, started + seconds, &mut latency)?;
+            vec![Measurement {
+                workload: "pipelined",
+                entries,
+                elapsed: started.elapsed(),
+                payload_bytes: entries * payload.len() as u64,
+                fsyncs: engine.fsyncs().zip(fsyncs).map(|(after, before)| after - before),
+                latency: Some(latency),
+                cpu_seconds: cpu_since(cpu),
+                ..base
+            }]
+        }
+        Workload::Recovery | Workload::Read => {
+            let entries = (args.recovery_mib << 20) / payload.len() as u64;
+            engine.fill(&payload, entries)?;
+            drop(engine);
+            let (cpu, started) = (cpu_seconds(), Instant::now());
+            let engine = kind.open(dir)?;
+            let recovery = Measurement {
+                workload: "recovery",
+                entries,
+                elapsed: started.elapsed(),
+                payload_bytes: entries * payload.len() as u64,
+                cpu_seconds: cpu_since(cpu),
+                index_bytes_per_entry: engine.index_bytes_per_entry(),
+                ..base.clone()
+            };
+            if config.workload == Workload::Recovery {
+                vec![recovery]
+            } else {
+                std::thread::sleep(SETTLE);
+                read(&*engine, entries, payload.len(), seconds, base)?
+            }
+        }
+    })
+}
+
+fn independent(
+    engine: &dyn Engine,
+    payload: &[u8],
+    threads: usize,
+    seconds: Duration,
+    base: Measurement,
+) -> Result<Measurement, String> {
+    let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
+    let deadline = started + seconds;
+    let runs = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|thread| {
+                scope.spawn(move || -> Result<(u64, Histogram<u64>), String> {
+                    let mut appender = engine.appender(thread);
+                    let mut latency = Histogram::new(3).expect("valid precision");
+                    let mut done = 0;
+                    while Instant::now() < deadline {
+                        let begun = Instant::now();
+                        appender.append(payload)?;
+                        latency.saturating_record(begun.elapsed().as_micros() as u64);
+                        done += 1;
+                    }
+                    Ok((done, latency))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("worker panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let elapsed = started.elapsed();
+    let mut latency = Histogram::new(3).expect("valid precision");
+    let mut entries = 0;
+    for (done, histogram) in runs {
+        entries += done;
+        latency.add(histogram).expect("same precision");
+    }
+    Ok(Measurement {
+        workload: "independent",
+        entries,
+        elapsed,
+        payload_bytes: entries * payload.len() as u64,
+        fsyncs: engine.fsyncs().zip(fsyncs).map(|(after, before)| after - before),
+        latency: Some(latency),
+        cpu_seconds: cpu_since(cpu),
+        ..base
+    })
+}
+
+/// Sequential reads of 1000 entries, then random reads of one, each for `seconds`.
+fn read(
+    engine: &dyn Engine,
+    entries: u64,
+    entry_bytes: usize,
+    seconds: Duration,
+    base: Measurement,
+) -> Result<Vec<Measurement>, String> {
+    const RANGE: u64 = 1000;
+    let mut out = Vec::new();
+    for (workload, count) in [("read_sequential", RANGE), ("read_random", 1)] {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let (cpu, started) = (cpu_seconds(), Instant::now());
+        let mut read = 0;
+        let mut from = 1;
+        while started.elapsed() < seconds {
+            if count == 1 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                from = 1 + state % entries;
+            } else {
+                from = if from + count > entries { 1 } else { from + count };
+            }
+            read += engine.read(from, count.min(entries + 1 - from))?;
+        }
+        out.push(Measurement {
+            workload,
+            entries: read,
+            elapsed: started.elapsed(),
+            payload_bytes: read * entry_bytes as u64,
+            cpu_seconds: cpu_since(cpu),
+            in_flight: count as usize,
+            ..base.clone()
+        });
+    }
+    Ok(out)
+}
+
+/// Pseudo-random bytes: raft-engine compresses batches, and a compressible payload would
+/// measure its compressor rather than its log.
+fn payload(bytes: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// User + system CPU seconds of this process so far, from /proc (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    const TICKS_PER_SECOND: f64 = 100.0;
+    Some(ticks / TICKS_PER_SECOND)
+}
+
+fn cpu_since(before: Option<f64>) -> Option<f64> {
+    Some(cpu_seconds()? - before?)
+}

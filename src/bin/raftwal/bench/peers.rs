@@ -1,0 +1,195 @@
+//! Peer engines for `--compare` (feature `compare`): tikv's raft-engine 0.4.2 and okaywal 0.3,
+//! each used the way its own documentation suggests.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use hdrhistogram::Histogram;
+use raft_proto::eraftpb::Entry;
+
+use super::engines::{Appender, Engine, Error};
+
+#[derive(Clone)]
+struct EntryType;
+
+impl raft_engine::MessageExt for EntryType {
+    type Entry = Entry;
+
+    fn index(entry: &Entry) -> u64 {
+        entry.index
+    }
+}
+
+fn entry(index: u64, payload: &[u8]) -> Entry {
+    Entry { index, term: 1, data: bytes::Bytes::copy_from_slice(payload), ..Default::default() }
+}
+
+fn error(error: impl std::fmt::Display) -> Error {
+    error.to_string()
+}
+
+/// The raft group `fill`, `read` and `pipelined` use; independent threads use 1 + their number.
+const GROUP: u64 = 1_000_000;
+
+pub struct RaftEngine {
+    engine: Arc<raft_engine::Engine>,
+}
+
+impl RaftEngine {
+    pub fn open(dir: &Path) -> Result<RaftEngine, Error> {
+        let config = raft_engine::Config { dir: dir.to_string_lossy().into_owned(), ..Default::default() };
+        Ok(RaftEngine { engine: Arc::new(raft_engine::Engine::open(config).map_err(error)?) })
+    }
+
+    fn next_index(&self, group: u64) -> u64 {
+        self.engine.last_index(group).map_or(1, |last| last + 1)
+    }
+}
+
+struct RaftEngineAppender<'a> {
+    engine: &'a raft_engine::Engine,
+    group: u64,
+    next: u64,
+}
+
+impl Appender for RaftEngineAppender<'_> {
+    fn append(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let mut batch = raft_engine::LogBatch::with_capacity(1);
+        batch.add_entries::<EntryType>(self.group, &[entry(self.next, payload)]).map_err(error)?;
+        self.engine.write(&mut batch, true).map_err(error)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+impl Engine for RaftEngine {
+    fn appender(&self, thread: usize) -> Box<dyn Appender + '_> {
+        let group = 1 + thread as u64;
+        Box::new(RaftEngineAppender { engine: &self.engine, group, next: self.next_index(group) })
+    }
+
+    /// One writer drains whatever the submitter has queued into one `LogBatch` per synced write.
+    fn pipelined(
+        &self,
+        payload: &[u8],
+        window: usize,
+        deadline: Instant,
+        latency: &mut Histogram<u64>,
+    ) -> Result<u64, Error> {
+        let (queue, queued): (Sender<Instant>, Receiver<Instant>) = bounded(window);
+        let (done, finished) = unbounded::<Result<Duration, Error>>();
+        let engine = self.engine.clone();
+        let payload_owned = payload.to_vec();
+        let mut next = self.next_index(GROUP);
+        let writer = std::thread::spawn(move || {
+            while let Ok(first) = queued.recv() {
+                let submitted: Vec<Instant> = std::iter::once(first).chain(queued.try_iter()).collect();
+                let entries: Vec<Entry> =
+                    (next..next + submitted.len() as u64).map(|index| entry(index, &payload_owned)).collect();
+                let mut batch = raft_engine::LogBatch::with_capacity(entries.len());
+                let written = batch
+                    .add_entries::<EntryType>(GROUP, &entries)
+                    .and_then(|()| engine.write(&mut batch, true).map(drop))
+                    .map_err(error);
+                next += submitted.len() as u64;
+                for at in submitted {
+                    let _ = done.send(written.clone().map(|()| at.elapsed()));
+                }
+            }
+        });
+        let mut in_flight = 0;
+        let mut completed = 0u64;
+        while Instant::now() < deadline {
+            while in_flight < window {
+                queue.send(Instant::now()).map_err(error)?;
+                in_flight += 1;
+            }
+            latency.saturating_record(finished.recv().map_err(error)??.as_micros() as u64);
+            in_flight -= 1;
+            completed += 1;
+        }
+        drop(queue);
+        for elapsed in finished.iter() {
+            latency.saturating_record(elapsed?.as_micros() as u64);
+            completed += 1;
+        }
+        writer.join().map_err(|_| "writer panicked".to_string())?;
+        Ok(completed)
+    }
+
+    fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error> {
+        let mut next = self.next_index(GROUP);
+        let end = next + entries;
+        let per_batch = ((256 << 10) / payload.len().max(1) as u64).max(1);
+        while next < end {
+            let count = per_batch.min(end - next);
+            let chunk: Vec<Entry> = (next..next + count).map(|index| entry(index, payload)).collect();
+            let mut batch = raft_engine::LogBatch::with_capacity(chunk.len());
+            batch.add_entries::<EntryType>(GROUP, &chunk).map_err(error)?;
+            self.engine.write(&mut batch, false).map_err(error)?;
+            next += count;
+        }
+        self.engine.sync().map_err(error)
+    }
+
+    fn read(&self, from: u64, count: u64) -> Result<u64, Error> {
+        let first = self.engine.first_index(GROUP).unwrap_or(1);
+        let mut out = Vec::with_capacity(count as usize);
+        let begin = first + from - 1;
+        self.engine
+            .fetch_entries_to::<EntryType>(GROUP, begin, begin + count, None, &mut out)
+            .map_err(error)?;
+        Ok(out.len() as u64)
+    }
+
+    fn fsyncs(&self) -> Option<u64> {
+        None
+    }
+}
+
+pub struct Okaywal {
+    wal: okaywal::WriteAheadLog,
+}
+
+impl Okaywal {
+    pub fn open(dir: &Path) -> Result<Okaywal, Error> {
+        Ok(Okaywal { wal: okaywal::WriteAheadLog::recover(dir, okaywal::LogVoid).map_err(error)? })
+    }
+}
+
+struct OkaywalAppender<'a> {
+    wal: &'a okaywal::WriteAheadLog,
+}
+
+impl Appender for OkaywalAppender<'_> {
+    /// One entry per commit; okaywal commits are durable and share fsyncs across writers.
+    fn append(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let mut writer = self.wal.begin_entry().map_err(error)?;
+        writer.write_chunk(payload).map_err(error)?;
+        writer.commit().map_err(error).map(drop)
+    }
+}
+
+impl Engine for Okaywal {
+    fn appender(&self, _thread: usize) -> Box<dyn Appender + '_> {
+        Box::new(OkaywalAppender { wal: &self.wal })
+    }
+
+    fn pipelined(&self, _: &[u8], _: usize, _: Instant, _: &mut Histogram<u64>) -> Result<u64, Error> {
+        Err("okaywal has no asynchronous append".into())
+    }
+
+    fn fill(&self, _: &[u8], _: u64) -> Result<(), Error> {
+        Err("okaywal is measured on appends only".into())
+    }
+
+    fn read(&self, _: u64, _: u64) -> Result<u64, Error> {
+        Err("okaywal is measured on appends only".into())
+    }
+
+    fn fsyncs(&self) -> Option<u64> {
+        None
+    }
+}

@@ -1,0 +1,368 @@
+//! Turning measurements into the table, the target check, JSON and a plot.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+#[derive(Clone)]
+pub struct Measurement {
+    pub workload: &'static str,
+    pub engine: &'static str,
+    pub threads: usize,
+    pub entry_bytes: usize,
+    pub in_flight: usize,
+    pub round: usize,
+    pub entries: u64,
+    pub elapsed: Duration,
+    pub payload_bytes: u64,
+    pub fsyncs: Option<u64>,
+    pub latency: Option<Histogram<u64>>,
+    pub cpu_seconds: Option<f64>,
+    pub index_bytes_per_entry: Option<f64>,
+}
+
+impl Measurement {
+    pub fn entries_per_sec(&self) -> f64 {
+        self.entries as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn mb_per_sec(&self) -> f64 {
+        self.payload_bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+
+    fn fsyncs_per_sec(&self) -> Option<f64> {
+        Some(self.fsyncs? as f64 / self.elapsed.as_secs_f64())
+    }
+
+    fn entries_per_fsync(&self) -> Option<f64> {
+        let fsyncs = self.fsyncs.filter(|&fsyncs| fsyncs > 0)?;
+        Some(self.entries as f64 / fsyncs as f64)
+    }
+
+    fn quantile_us(&self, quantile: f64) -> Option<u64> {
+        Some(self.latency.as_ref().filter(|latency| !latency.is_empty())?.value_at_quantile(quantile))
+    }
+
+    fn key(&self) -> (&'static str, usize, usize, usize) {
+        (self.workload, self.threads, self.entry_bytes, self.in_flight)
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "workload": self.workload,
+            "engine": self.engine,
+            "threads": self.threads,
+            "entry_bytes": self.entry_bytes,
+            "in_flight": self.in_flight,
+            "round": self.round,
+            "entries_per_sec": self.entries_per_sec(),
+            "mb_per_sec": self.mb_per_sec(),
+            "fsyncs_per_sec": self.fsyncs_per_sec(),
+            "entries_per_fsync": self.entries_per_fsync(),
+            "p50_us": self.quantile_us(0.5),
+            "p99_us": self.quantile_us(0.99),
+            "p999_us": self.quantile_us(0.999),
+            "cpu_seconds": self.cpu_seconds,
+            "index_bytes_per_entry": self.index_bytes_per_entry,
+        })
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    })
+}
+
+/// Median over rounds of `value` for one engine in one configuration.
+fn median_of(
+    runs: &[&Measurement],
+    engine: &str,
+    value: impl Fn(&Measurement) -> Option<f64>,
+) -> Option<f64> {
+    median(runs.iter().filter(|run| run.engine == engine).filter_map(|run| value(run)).collect())
+}
+
+/// Median over rounds of raftwal's entries/s divided by `peer`'s in the same round.
+fn median_ratio(runs: &[&Measurement], peer: &str) -> Option<f64> {
+    let by_round = |engine: &str| -> BTreeMap<usize, f64> {
+        runs.iter().filter(|run| run.engine == engine).map(|run| (run.round, run.entries_per_sec())).collect()
+    };
+    let (ours, theirs) = (by_round("raftwal"), by_round(peer));
+    median(ours.iter().filter_map(|(round, ours)| Some(ours / theirs.get(round)?)).collect())
+}
+
+fn grouped(measurements: &[Measurement]) -> BTreeMap<(&'static str, usize, usize, usize), Vec<&Measurement>> {
+    let mut groups: BTreeMap<_, Vec<&Measurement>> = BTreeMap::new();
+    for measurement in measurements {
+        groups.entry(measurement.key()).or_default().push(measurement);
+    }
+    groups
+}
+
+/// The engines in `runs`, in the order they first ran.
+fn engines(runs: &[&Measurement]) -> Vec<&'static str> {
+    let mut engines = Vec::new();
+    for run in runs {
+        if !engines.contains(&run.engine) {
+            engines.push(run.engine);
+        }
+    }
+    engines
+}
+
+fn cell(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".into(), |value| format!("{value:.decimals$}"))
+}
+
+/// The disk's 4 KiB overwrite + fdatasync rate and p50, medians over rounds.
+fn disk_overwrite(measurements: &[Measurement]) -> (Option<f64>, Option<f64>) {
+    let runs: Vec<&Measurement> =
+        measurements.iter().filter(|run| run.workload == "disk_overwrite_4k").collect();
+    (
+        median_of(&runs, "disk", |run| Some(run.entries_per_sec())),
+        median_of(&runs, "disk", |run| run.quantile_us(0.5).map(|us| us as f64)),
+    )
+}
+
+pub fn print(measurements: &[Measurement], compare: bool) {
+    let (disk_rate, disk_p50) = disk_overwrite(measurements);
+    println!(
+        "{:<20} {:>3} {:>6} {:>4} {:<11} {:>11} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8} {:>6} {:>8} {:>8}",
+        "workload",
+        "T",
+        "bytes",
+        "W",
+        "engine",
+        "entries/s",
+        "MB/s",
+        "fsyncs/s",
+        "e/fsync",
+        "p50us",
+        "p99us",
+        "p999us",
+        "cpu s",
+        "vs r-e",
+        "ceiling"
+    );
+    for ((workload, threads, bytes, in_flight), runs) in grouped(measurements) {
+        for engine in engines(&runs) {
+            let per_sec = median_of(&runs, engine, |run| Some(run.entries_per_sec()));
+            let ratio =
+                (engine == "raftwal" && compare).then(|| median_ratio(&runs, "raft-engine")).flatten();
+            let ceiling =
+                (workload == "independent").then(|| Some(per_sec? / (threads as f64 * disk_rate?))).flatten();
+            println!(
+                "{:<20} {:>3} {:>6} {:>4} {:<11} {:>11} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8} {:>6} {:>8} {:>8}",
+                workload,
+                threads,
+                bytes,
+                in_flight,
+                engine,
+                cell(per_sec, 0),
+                cell(median_of(&runs, engine, |run| Some(run.mb_per_sec())), 1),
+                cell(median_of(&runs, engine, Measurement::fsyncs_per_sec), 0),
+                cell(median_of(&runs, engine, Measurement::entries_per_fsync), 1),
+                cell(median_of(&runs, engine, |run| run.quantile_us(0.5).map(|us| us as f64)), 0),
+                cell(median_of(&runs, engine, |run| run.quantile_us(0.99).map(|us| us as f64)), 0),
+                cell(median_of(&runs, engine, |run| run.quantile_us(0.999).map(|us| us as f64)), 0),
+                cell(median_of(&runs, engine, |run| run.cpu_seconds), 2),
+                ratio.map_or_else(|| "".into(), |ratio| format!("{ratio:.2}x")),
+                ceiling.map_or_else(|| "".into(), |share| format!("{:.0}%", share * 100.0)),
+            );
+        }
+    }
+    println!();
+    print_targets(measurements, compare, disk_p50);
+}
+
+/// The targets of the design, each with its measured figure.
+fn print_targets(measurements: &[Measurement], compare: bool, disk_p50: Option<f64>) {
+    let groups = grouped(measurements);
+    let runs = |workload: &str, threads: usize, bytes: usize| -> Vec<&Measurement> {
+        groups
+            .iter()
+            .filter(|((w, t, b, _), _)| *w == workload && *t == threads && *b == bytes)
+            .flat_map(|(_, runs)| runs.iter().copied())
+            .collect()
+    };
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!("targets (medians; ratios are medians of per-round ratios):");
+    if compare {
+        for ((workload, threads, bytes, _), group) in &groups {
+            if *workload == "independent"
+                && *threads >= 16
+                && let Some(ratio) = median_ratio(group, "raft-engine")
+            {
+                println!(
+                    "  independent T={threads} S={bytes}: {ratio:.2}x raft-engine (target >= 2x): {}",
+                    verdict(ratio >= 2.0)
+                );
+            }
+        }
+        let pipelined: Vec<&Measurement> = groups
+            .iter()
+            .filter(|((workload, _, bytes, _), _)| *workload == "pipelined" && *bytes <= 4096)
+            .flat_map(|(_, runs)| runs.iter().copied())
+            .collect();
+        let ours = median_of(&pipelined, "raftwal", |run| Some(run.entries_per_sec()));
+        let theirs = pipelined
+            .iter()
+            .filter(|run| run.engine == "raft-engine")
+            .map(|run| run.entries_per_sec())
+            .reduce(f64::max);
+        if let (Some(ours), Some(theirs)) = (ours, theirs) {
+            let ratio = ours / theirs;
+            println!(
+                "  pipelined, one group: {ratio:.1}x raft-engine's best (target >= 10x): {}",
+                verdict(ratio >= 10.0)
+            );
+        }
+    }
+    let single = runs("independent", 1, 128);
+    if let (Some(p50), Some(disk)) =
+        (median_of(&single, "raftwal", |run| run.quantile_us(0.5).map(|us| us as f64)), disk_p50)
+    {
+        let ratio = p50 / disk;
+        println!(
+            "  T=1 p50: {p50:.0} us = {ratio:.2}x the disk's 4 KiB overwrite+fdatasync p50 (target <= 1.2x): {}",
+            verdict(ratio <= 1.2)
+        );
+    }
+    let sequential = runs("disk_sequential_1m", 1, 1 << 20);
+    let disk_mb = median_of(&sequential, "disk", |run| Some(run.mb_per_sec()));
+    for ((workload, _, bytes, _), group) in &groups {
+        if *workload == "pipelined"
+            && *bytes >= 65536
+            && let (Some(ours), Some(disk)) =
+                (median_of(group, "raftwal", |run| Some(run.mb_per_sec())), disk_mb)
+        {
+            let share = ours / disk;
+            println!(
+                "  S={bytes}: {ours:.0} MB/s = {:.0}% of the disk's sequential write+fdatasync (target >= 90%): {}",
+                share * 100.0,
+                verdict(share >= 0.9)
+            );
+        }
+    }
+    let recovery = runs("recovery", 1, 4096);
+    if let Some(ours) = median_of(&recovery, "raftwal", |run| Some(run.mb_per_sec())) {
+        let faster = median_of(&recovery, "raft-engine", |run| Some(run.mb_per_sec()));
+        let versus = faster.map_or_else(String::new, |theirs| {
+            format!(", {:.1}x raft-engine's {theirs:.0} MB/s", ours / theirs)
+        });
+        println!(
+            "  recovery: {ours:.0} MB/s of log opened{versus} (target >= 1000 MB/s and faster than raft-engine): {}",
+            verdict(ours >= 1000.0 && faster.is_none_or(|theirs| ours > theirs))
+        );
+        if let Some(bytes) = median_of(&recovery, "raftwal", |run| run.index_bytes_per_entry) {
+            println!("  index memory: {bytes:.1} bytes per entry (target <= 16): {}", verdict(bytes <= 16.0));
+        }
+    }
+}
+
+pub fn write_json(path: &Path, measurements: &[Measurement]) -> std::io::Result<()> {
+    let all: Vec<Value> = measurements.iter().map(Measurement::json).collect();
+    std::fs::write(path, serde_json::to_vec_pretty(&all).expect("json"))
+}
+
+/// Entries/s against threads (independent workload) per engine and entry size, and the latency
+/// CDF of every engine at T=1, S=128.
+pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|error| error.to_string())?;
+    let (left, right) = root.split_horizontally(600);
+    let groups = grouped(measurements);
+
+    let mut lines: BTreeMap<(&str, usize), Vec<(f64, f64)>> = BTreeMap::new();
+    for ((workload, threads, bytes, _), runs) in &groups {
+        if *workload != "independent" {
+            continue;
+        }
+        for engine in engines(runs) {
+            if let Some(rate) = median_of(runs, engine, |run| Some(run.entries_per_sec())) {
+                lines.entry((engine, *bytes)).or_default().push(((*threads as f64).log2(), rate));
+            }
+        }
+    }
+    let top = lines.values().flatten().map(|(_, rate)| *rate).fold(1.0, f64::max) * 1.1;
+    let right_edge = lines.values().flatten().map(|(x, _)| *x).fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(&left)
+        .caption("independent: entries/s vs threads", ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..right_edge, 0f64..top)
+        .map_err(|error| error.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("threads (log2)")
+        .y_desc("entries/s")
+        .draw()
+        .map_err(|error| error.to_string())?;
+    for (at, ((engine, bytes), points)) in lines.into_iter().enumerate() {
+        let color = Palette99::pick(at).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|error| error.to_string())?
+            .label(format!("{engine} {bytes} B"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()
+        .map_err(|error| error.to_string())?;
+
+    let mut cdfs: BTreeMap<&str, Histogram<u64>> = BTreeMap::new();
+    for run in measurements
+        .iter()
+        .filter(|run| run.workload == "independent" && run.threads == 1 && run.entry_bytes == 128)
+    {
+        if let Some(latency) = &run.latency {
+            let merged =
+                cdfs.entry(run.engine).or_insert_with(|| Histogram::new(3).expect("valid precision"));
+            merged.add(latency).expect("same precision");
+        }
+    }
+    let slowest = cdfs.values().map(|latency| latency.value_at_quantile(0.999) as f64).fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(&right)
+        .caption("latency CDF, T=1, 128 B", ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0f64..slowest, 0f64..1f64)
+        .map_err(|error| error.to_string())?;
+    chart.configure_mesh().x_desc("µs").y_desc("fraction").draw().map_err(|error| error.to_string())?;
+    for (at, (engine, latency)) in cdfs.iter().enumerate() {
+        let color = Palette99::pick(at).to_rgba();
+        let points: Vec<(f64, f64)> = (0..=100)
+            .map(|step| step as f64 / 100.0)
+            .map(|q| (latency.value_at_quantile(q) as f64, q))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|error| error.to_string())?
+            .label(engine.to_string())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()
+        .map_err(|error| error.to_string())?;
+    root.present().map_err(|error| error.to_string())
+}
