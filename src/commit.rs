@@ -6,7 +6,10 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
+
+use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
 
 use crate::error::{Error, Result};
 use crate::format::SegmentId;
@@ -44,6 +47,8 @@ pub struct Queue {
     pub bytes: usize,
     /// Sequence number of the newest operation queued; 0 when none is.
     pub last_seq: u64,
+    /// Operations queued.
+    pub ops: u64,
     pub callbacks: Vec<Callback>,
     /// fdatasync after this batch even in `SyncMode::None`.
     pub force_sync: bool,
@@ -54,6 +59,56 @@ pub struct Queue {
 impl Queue {
     pub fn is_empty(&self) -> bool {
         self.last_seq == 0
+    }
+}
+
+/// Where completions wait: the newest durable sequence number, published without the state
+/// lock, and one wake for every waiter when it moves. (Waking waiters through a condition
+/// variable requeues them on the state lock, so they wake one after another.)
+#[derive(Default)]
+pub struct Durability {
+    seq: AtomicU64,
+    /// The committer failed or stopped: nothing more becomes durable.
+    ended: AtomicBool,
+}
+
+impl Durability {
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    pub fn is_durable(&self, seq: u64) -> bool {
+        self.seq.load(AtomicOrdering::Acquire) >= seq
+    }
+
+    fn publish(&self, seq: u64) {
+        self.seq.store(seq, AtomicOrdering::Release);
+        // SAFETY: the key is this struct's address, used by nothing else as a parking key.
+        unsafe { parking_lot_core::unpark_all(self.key(), DEFAULT_UNPARK_TOKEN) };
+    }
+
+    fn end(&self) {
+        self.ended.store(true, AtomicOrdering::Release);
+        // SAFETY: as in `publish`.
+        unsafe { parking_lot_core::unpark_all(self.key(), DEFAULT_UNPARK_TOKEN) };
+    }
+
+    /// Blocks until `seq` is durable (true) or nothing more will be (false).
+    fn wait(&self, seq: u64) -> bool {
+        loop {
+            if self.is_durable(seq) {
+                return true;
+            }
+            if self.ended.load(AtomicOrdering::Acquire) {
+                return self.is_durable(seq);
+            }
+            let pending = || !self.is_durable(seq) && !self.ended.load(AtomicOrdering::Acquire);
+            // SAFETY: as in `publish`; the validation runs under parking_lot's bucket lock, and
+            // `publish` and `end` store before they unpark, so no wake is lost.
+            unsafe {
+                parking_lot_core::park(self.key(), pending, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, None);
+            }
+        }
     }
 }
 
@@ -82,45 +137,62 @@ impl Completion {
     /// `Error::Poisoned` if a write or fsync failed before the operation became durable;
     /// `Error::Closed` if the `Wal` stopped first.
     pub fn wait(self) -> Result<()> {
-        let mut core = self.shared.core.lock();
-        loop {
-            if core.durable_seq >= self.seq {
-                return Ok(());
-            }
-            if let Some(cause) = &core.poisoned {
-                return Err(Error::Poisoned(cause.clone()));
-            }
-            if core.stopped {
-                return Err(Error::Closed);
-            }
-            self.shared.progress.wait(&mut core);
+        if self.shared.durability.wait(self.seq) {
+            return Ok(());
+        }
+        match &self.shared.core.lock().poisoned {
+            Some(cause) => Err(Error::Poisoned(cause.clone())),
+            None => Err(Error::Closed),
         }
     }
 
     /// Whether the operation is durable already.
     pub fn is_durable(&self) -> bool {
-        self.shared.core.lock().durable_seq >= self.seq
+        self.shared.durability.is_durable(self.seq)
     }
 }
 
+/// The longest the committer holds a batch back waiting for more operations.
+pub const COMMIT_DELAY_MAX: Duration = Duration::from_micros(200);
+
 /// The committer thread.
+///
+/// Adaptive commit delay: when a batch completes, the operations already queued plus the ones
+/// whose waiters it just woke are the next batch the submitters will likely produce. The
+/// committer holds the next batch until that many have arrived, for at most
+/// `COMMIT_DELAY_MAX`, so closed-loop submitters end up in one batch instead of leapfrogging
+/// in two. With one submitter the expectation is one operation, and nothing waits.
 pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
+    let mut expected: u64 = 1;
     loop {
         let batch = {
             let mut core = shared.core.lock();
             while core.queue.is_empty() && !core.closing {
+                core.wake_at = 1;
                 shared.work.wait(&mut core);
             }
             if core.queue.is_empty() {
-                core.stopped = true;
-                shared.progress.notify_all();
+                drop(core);
+                shared.durability.end();
                 return;
             }
+            if core.queue.ops < expected && !core.closing {
+                core.wake_at = expected;
+                let deadline = Instant::now() + COMMIT_DELAY_MAX;
+                while core.queue.ops < expected && !core.closing {
+                    if shared.work.wait_until(&mut core, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+            // Busy until the batch is done: submitters need not wake the committer.
+            core.wake_at = u64::MAX;
             let batch = std::mem::take(&mut core.queue);
             core.inflight = Arc::new(batch.chunks);
             shared.progress.notify_all();
             Batch {
                 chunks: core.inflight.clone(),
+                ops: batch.ops,
                 last_seq: batch.last_seq,
                 callbacks: batch.callbacks,
                 sync: batch.force_sync || shared.options.sync == SyncMode::Data,
@@ -147,14 +219,17 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
                     if let Some(last) = batch.chunks.last() {
                         core.written = (last.segment.id, last.end());
                     }
-                    core.durable_seq = batch.last_seq;
                 }
                 Err(cause) => {
                     core.poisoned.get_or_insert_with(|| cause.clone());
                 }
             }
             core.inflight = Arc::default();
-            shared.progress.notify_all();
+            expected = (core.queue.ops + batch.ops).max(1);
+        }
+        match &result {
+            Ok(()) => shared.durability.publish(batch.last_seq),
+            Err(_) => shared.durability.end(),
         }
         if result.is_ok()
             && let Some(below) = batch.delete_below
@@ -167,6 +242,7 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
 
 struct Batch {
     chunks: Arc<Vec<Chunk>>,
+    ops: u64,
     last_seq: u64,
     callbacks: Vec<Callback>,
     sync: bool,

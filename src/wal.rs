@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::commit::{self, Callback, Chunk, Completion, Queue};
+use crate::commit::{self, Callback, Chunk, Completion, Durability, Queue};
 use crate::error::{Error, Result};
 use crate::format::{
     self, BATCH_PAYLOAD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId,
@@ -35,8 +35,10 @@ pub(crate) struct Shared {
     pub core: Mutex<Core>,
     /// The committer waits here for queued work.
     pub work: Condvar,
-    /// Everyone else waits here: for durability, queue space, a spare segment.
+    /// Appenders wait here for queue space or a spare segment.
     pub progress: Condvar,
+    /// Completions wait here.
+    pub durability: Durability,
     pub stats: Counters,
     pub chores: Sender<Chore>,
 }
@@ -62,12 +64,11 @@ pub(crate) struct Core {
     /// Every record before this (segment, offset) has been handed to the OS.
     pub written: (SegmentId, u64),
     pub next_seq: u64,
-    pub durable_seq: u64,
     pub poisoned: Option<Arc<io::Error>>,
+    /// Submitters wake the committer once this many operations are queued.
+    pub wake_at: u64,
     /// No new operations; the committer drains the queue and stops.
     pub closing: bool,
-    /// The committer has stopped.
-    pub stopped: bool,
 }
 
 #[derive(Default)]
@@ -190,6 +191,7 @@ impl Core {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.last_seq = seq;
+        self.queue.ops += 1;
         self.queue.callbacks.extend(callback);
         seq
     }
@@ -260,8 +262,19 @@ impl Shared {
         }
     }
 
-    fn submitted(&self, shared: &Arc<Shared>, seq: u64) -> Completion {
-        self.work.notify_one();
+    /// Ends the operation `core` holds and wakes the committer if it waits for this many.
+    fn submit(
+        &self,
+        shared: &Arc<Shared>,
+        mut core: MutexGuard<'_, Core>,
+        callback: Option<Callback>,
+    ) -> Completion {
+        let seq = core.seal_op(callback);
+        let wake = core.queue.ops >= core.wake_at;
+        drop(core);
+        if wake {
+            self.work.notify_one();
+        }
         Completion::new(shared.clone(), seq)
     }
 }
@@ -364,13 +377,13 @@ impl Wal {
                 queue: Queue::default(),
                 inflight: Arc::default(),
                 next_seq: 1,
-                durable_seq: 0,
                 poisoned: None,
+                wake_at: 1,
                 closing: false,
-                stopped: false,
             }),
             work: Condvar::new(),
             progress: Condvar::new(),
+            durability: Durability::default(),
             stats: Counters::default(),
             chores,
         });
@@ -451,11 +464,10 @@ impl Wal {
             let location = core.emit(sync, head, &entry.data);
             core.log.apply_entry(entry.index, entry.term, location);
         }
-        let seq = core.seal_op(callback);
-        drop(core);
+        let done = shared.submit(shared, core, callback);
         shared.stats.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
         shared.stats.appends.fetch_add(1, Ordering::Relaxed);
-        Ok(shared.submitted(shared, seq))
+        Ok(done)
     }
 
     /// Drops entries `[from, ..)`, as Raft does on a conflict. Truncating at or past the end
@@ -472,8 +484,7 @@ impl Wal {
             core.emit(shared.options.sync, head, &[]);
             core.log.apply_truncate(from);
         }
-        let seq = core.seal_op(None);
-        Ok(shared.submitted(shared, seq))
+        Ok(shared.submit(shared, core, None))
     }
 
     /// Drops entries `(.., upto]`, after a snapshot covers them. Segment files left with no
@@ -491,8 +502,7 @@ impl Wal {
             core.log.apply_purge(upto, term);
             core.schedule_deletion();
         }
-        let seq = core.seal_op(None);
-        Ok(shared.submitted(shared, seq))
+        Ok(shared.submit(shared, core, None))
     }
 
     /// Saves Raft's hard state, ordered after every operation submitted before it.
@@ -507,8 +517,7 @@ impl Wal {
         let head = RecordHead { kind: Kind::HardState, flags: 0, group: 0, index: 0, term: 0 };
         core.emit(shared.options.sync, head, &payload);
         core.log.hard_state = Some(hard_state);
-        let seq = core.seal_op(None);
-        Ok(shared.submitted(shared, seq))
+        Ok(shared.submit(shared, core, None))
     }
 
     /// Records a snapshot covering the log up to `meta.index`. If the log holds that entry
@@ -533,8 +542,7 @@ impl Wal {
         core.emit(shared.options.sync, head, &meta.data);
         core.log.apply_snapshot(meta, keep_log);
         core.schedule_deletion();
-        let seq = core.seal_op(None);
-        Ok(shared.submitted(shared, seq))
+        Ok(shared.submit(shared, core, None))
     }
 
     /// Makes everything submitted so far durable, in any sync mode.
@@ -546,9 +554,7 @@ impl Wal {
         let mut core = shared.core.lock();
         core.check_usable()?;
         core.queue.force_sync = true;
-        let seq = core.seal_op(None);
-        drop(core);
-        shared.submitted(shared, seq).wait()
+        shared.submit(shared, core, None).wait()
     }
 
     /// Makes everything durable, stops the background threads and releases the directory.
@@ -691,14 +697,15 @@ fn stop(shared: &Arc<Shared>, running: &Mutex<Option<Running>>) -> Result<()> {
     };
     let synced = {
         let mut core = shared.core.lock();
-        core.check_usable().map(|()| {
-            core.queue.force_sync = true;
-            let seq = core.seal_op(None);
-            shared.work.notify_one();
-            seq
-        })
+        match core.check_usable() {
+            Ok(()) => {
+                core.queue.force_sync = true;
+                Ok(shared.submit(shared, core, None))
+            }
+            Err(error) => Err(error),
+        }
     }
-    .and_then(|seq| Completion::new(shared.clone(), seq).wait());
+    .and_then(Completion::wait);
     {
         let mut core = shared.core.lock();
         core.closing = true;
