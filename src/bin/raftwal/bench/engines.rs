@@ -52,16 +52,18 @@ pub enum Kind {
     Okaywal,
 }
 
+/// The peers `--compare` adds, when built with the `compare` feature.
+const PEERS: &[Kind] = &[
+    #[cfg(feature = "compare")]
+    Kind::RaftEngine,
+    #[cfg(feature = "compare")]
+    Kind::Okaywal,
+];
+
 impl Kind {
     pub fn all(compare: bool) -> Vec<Kind> {
-        let mut kinds = vec![Kind::Raftwal];
-        #[cfg(feature = "compare")]
-        if compare {
-            kinds.extend([Kind::RaftEngine, Kind::Okaywal]);
-        }
-        #[cfg(not(feature = "compare"))]
-        let _ = compare;
-        kinds
+        let peers = if compare { PEERS } else { &[] };
+        std::iter::once(Kind::Raftwal).chain(peers.iter().copied()).collect()
     }
 
     pub fn name(self) -> &'static str {
@@ -77,11 +79,12 @@ impl Kind {
     /// okaywal takes part in the independent workload only: it has no asynchronous append, and
     /// its recovery hands entries to a manager instead of keeping a readable log.
     pub fn runs(self, workload: super::Workload) -> bool {
-        match self {
+        let independent_only = match self {
             #[cfg(feature = "compare")]
-            Kind::Okaywal => workload == super::Workload::Independent,
-            _ => true,
-        }
+            Kind::Okaywal => true,
+            _ => false,
+        };
+        workload == super::Workload::Independent || !independent_only
     }
 
     pub fn open(self, dir: &Path) -> Result<Box<dyn Engine>, Error> {
