@@ -3,23 +3,13 @@
 
 mod common;
 
-use common::{Model, entries, open, record_offsets, reopen, segment_paths, small_segments};
+use common::{Model, append_singly, entries, open, record_offsets, reopen, segment_paths, small_segments};
 use raftwal::{Error, Options, RecoveryMode, SnapshotMeta, Wal};
 
-/// Appends one entry at a time from `model.next`, until the log spans `segments` segments;
-/// returns the first index of each segment after the first.
+/// Appends one entry at a time until the log spans `segments` segments; returns the first
+/// index of each segment after the first.
 fn fill_segments(wal: &Wal, model: &mut Model, segments: u64) -> Vec<u64> {
-    let mut starts = Vec::new();
-    let mut index = model.next.unwrap_or(1);
-    while wal.stats().segments < segments {
-        let before = wal.stats().segments;
-        model.append(wal, &entries(index..index + 1, 1));
-        if wal.stats().segments > before {
-            starts.push(index);
-        }
-        index += 1;
-    }
-    starts
+    append_singly(wal, model, |wal, _| wal.stats().segments >= segments)
 }
 
 /// Failed as: every append needing a new segment returned "entity already exists", forever,

@@ -3,22 +3,18 @@
 
 mod common;
 
-use common::{Model, entries, open, reopen, small_segments};
+use common::{Model, append_singly, entries, open, reopen, small_segments};
 
-/// The indexes at which a new segment began, learnt by appending one entry at a time and
-/// watching the segment count grow.
-fn segment_starts(wal: &raftwal::Wal, model: &mut Model, upto: u64) -> Vec<u64> {
-    let mut starts = Vec::new();
-    let mut segments = wal.stats().segments;
-    for index in 1..=upto {
-        model.append(wal, &entries(index..index + 1, 1));
-        let now = wal.stats().segments;
-        if now > segments {
-            starts.push(index);
-            segments = now;
-        }
-    }
-    starts
+/// A closed log of entries 1..=200 in small segments, appended one at a time, with the model and
+/// the index that began each segment after the first: copied for each boundary a test tries.
+fn template() -> (tempfile::TempDir, Model, Vec<u64>) {
+    let template = tempfile::tempdir().unwrap();
+    let wal = open(template.path(), &small_segments());
+    let mut model = Model::default();
+    let starts = append_singly(&wal, &mut model, |_, index| index > 200);
+    assert!(starts.len() >= 4, "boundaries at {starts:?}");
+    wal.close().unwrap();
+    (template, model, starts)
 }
 
 #[test]
@@ -40,13 +36,7 @@ fn rotation_over_hundreds_of_segments() {
 #[test]
 fn truncate_at_every_index_around_segment_boundaries() {
     let options = small_segments();
-    let template = tempfile::tempdir().unwrap();
-    let wal = open(template.path(), &options);
-    let mut model = Model::default();
-    let starts = segment_starts(&wal, &mut model, 200);
-    assert!(starts.len() >= 4, "boundaries at {starts:?}");
-    wal.close().unwrap();
-    drop(wal);
+    let (template, model, starts) = template();
 
     let points: Vec<u64> = starts.iter().flat_map(|&start| [start - 1, start, start + 1]).collect();
     for from in points {
@@ -68,12 +58,7 @@ fn truncate_at_every_index_around_segment_boundaries() {
 #[test]
 fn purge_at_every_index_around_segment_boundaries_deletes_whole_segments() {
     let options = small_segments();
-    let template = tempfile::tempdir().unwrap();
-    let wal = open(template.path(), &options);
-    let mut model = Model::default();
-    let starts = segment_starts(&wal, &mut model, 200);
-    wal.close().unwrap();
-    drop(wal);
+    let (template, model, starts) = template();
 
     let points: Vec<u64> = starts.iter().flat_map(|&start| [start - 1, start, start + 1]).collect();
     for upto in points {

@@ -39,6 +39,22 @@ pub fn reopen(wal: Wal, dir: &Path, options: &Options) -> Wal {
 
 pub const APPEND_PIECE: usize = 10;
 
+/// Appends entries of term 1 one at a time from the model's next index until `done` says stop;
+/// returns the index that began each new segment.
+pub fn append_singly(wal: &Wal, model: &mut Model, done: impl Fn(&Wal, u64) -> bool) -> Vec<u64> {
+    let mut starts = Vec::new();
+    let mut index = model.next.unwrap_or(1);
+    while !done(wal, index) {
+        let segments = wal.stats().segments;
+        model.append(wal, &entries(index..index + 1, 1));
+        if wal.stats().segments > segments {
+            starts.push(index);
+        }
+        index += 1;
+    }
+    starts
+}
+
 /// What the log should hold, kept by the test beside the `Wal`.
 #[derive(Clone, Debug, Default)]
 pub struct Model {

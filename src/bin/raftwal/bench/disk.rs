@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::report;
+
 /// One disk measurement: writes of `write_bytes`, each followed by fdatasync.
 pub struct DiskRun {
     pub ops: u64,
@@ -65,7 +67,7 @@ pub fn measure(dir: &Path, pattern: Pattern, seconds: f64) -> io::Result<DiskRun
         Pattern::Overwrite4k | Pattern::Sequential1m => preallocated(&path)?,
     };
     let block = vec![0xa5u8; pattern.write_bytes()];
-    let mut latency = Histogram::new(3).expect("valid precision");
+    let mut latency = report::latency_histogram();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let mut ops = 0u64;

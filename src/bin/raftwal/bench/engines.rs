@@ -43,6 +43,33 @@ pub trait Engine: Send + Sync {
     }
 }
 
+/// Keeps `window` submissions in flight until `deadline`, then waits for the rest, recording the
+/// latency each completion reports. Returns how many completed.
+pub fn keep_in_flight(
+    window: usize,
+    deadline: Instant,
+    latency: &mut Histogram<u64>,
+    mut submit: impl FnMut() -> Result<(), Error>,
+    mut completed: impl FnMut() -> Result<Duration, Error>,
+) -> Result<u64, Error> {
+    let mut in_flight = 0;
+    let mut done = 0;
+    while Instant::now() < deadline {
+        while in_flight < window {
+            submit()?;
+            in_flight += 1;
+        }
+        latency.saturating_record(completed()?.as_micros() as u64);
+        in_flight -= 1;
+        done += 1;
+    }
+    for _ in 0..in_flight {
+        latency.saturating_record(completed()?.as_micros() as u64);
+        done += 1;
+    }
+    Ok(done)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Raftwal,
@@ -148,41 +175,29 @@ impl Engine for RaftwalEngine {
         deadline: Instant,
         latency: &mut Histogram<u64>,
     ) -> Result<u64, Error> {
-        // Tokens bound the appends in flight; each callback hands its token back with the
-        // append's latency.
-        let (tokens, returned) = bounded::<Duration>(window);
-        let mut in_flight = 0;
-        let mut completed = 0;
+        // Each callback hands back its append's latency.
+        let (latencies, returned) = bounded::<Duration>(window);
         let mut next = *self.next.lock().expect("not poisoned");
-        let record = |elapsed: Duration, latency: &mut Histogram<u64>| {
-            latency.saturating_record(elapsed.as_micros() as u64);
-        };
-        while Instant::now() < deadline {
-            while in_flight < window {
-                let tokens = tokens.clone();
+        let completed = keep_in_flight(
+            window,
+            deadline,
+            latency,
+            || {
+                let latencies = latencies.clone();
                 let submitted = Instant::now();
+                let entry = [RaftwalEngine::entry(next, payload)];
                 self.wal
-                    .append_with(&[RaftwalEngine::entry(next, payload)], move |result| {
+                    .append_with(&entry, move |result| {
                         if result.is_ok() {
-                            let _ = tokens.send(submitted.elapsed());
+                            let _ = latencies.send(submitted.elapsed());
                         }
                     })
                     .map_err(|error| error.to_string())?;
                 next += 1;
-                in_flight += 1;
-            }
-            let elapsed =
-                returned.recv_timeout(Duration::from_secs(10)).map_err(|_| "append failed".to_string())?;
-            record(elapsed, latency);
-            in_flight -= 1;
-            completed += 1;
-        }
-        for _ in 0..in_flight {
-            let elapsed =
-                returned.recv_timeout(Duration::from_secs(10)).map_err(|_| "append failed".to_string())?;
-            record(elapsed, latency);
-            completed += 1;
-        }
+                Ok(())
+            },
+            || returned.recv_timeout(Duration::from_secs(10)).map_err(|_| "append failed".to_string()),
+        )?;
         *self.next.lock().expect("not poisoned") = next;
         Ok(completed)
     }

@@ -242,7 +242,7 @@ fn measure(
         Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
         Workload::Pipelined => {
             let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
-            let mut latency = Histogram::new(3).expect("valid precision");
+            let mut latency = report::latency_histogram();
             let entries = engine.pipelined(&payload, config.in_flight, started + seconds, &mut latency)?;
             vec![Measurement {
                 workload: "pipelined",
@@ -294,7 +294,7 @@ fn independent(
             .map(|thread| {
                 scope.spawn(move || -> Result<(u64, Histogram<u64>), String> {
                     let mut appender = engine.appender(thread);
-                    let mut latency = Histogram::new(3).expect("valid precision");
+                    let mut latency = report::latency_histogram();
                     let mut done = 0;
                     while Instant::now() < deadline {
                         let begun = Instant::now();
@@ -312,7 +312,7 @@ fn independent(
             .collect::<Result<Vec<_>, _>>()
     })?;
     let elapsed = started.elapsed();
-    let mut latency = Histogram::new(3).expect("valid precision");
+    let mut latency = report::latency_histogram();
     let mut entries = 0;
     for (done, histogram) in runs {
         entries += done;

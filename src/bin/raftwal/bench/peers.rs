@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use hdrhistogram::Histogram;
 use raft_proto::eraftpb::Entry;
 
-use super::engines::{Appender, Engine, Error};
+use super::engines::{Appender, Engine, Error, keep_in_flight};
 
 #[derive(Clone)]
 struct EntryType;
@@ -99,24 +99,16 @@ impl Engine for RaftEngine {
                 }
             }
         });
-        let mut in_flight = 0;
-        let mut completed = 0u64;
-        while Instant::now() < deadline {
-            while in_flight < window {
-                queue.send(Instant::now()).map_err(error)?;
-                in_flight += 1;
-            }
-            latency.saturating_record(finished.recv().map_err(error)??.as_micros() as u64);
-            in_flight -= 1;
-            completed += 1;
-        }
+        let completed = keep_in_flight(
+            window,
+            deadline,
+            latency,
+            || queue.send(Instant::now()).map_err(error),
+            || finished.recv().map_err(error)?,
+        );
         drop(queue);
-        for elapsed in finished.iter() {
-            latency.saturating_record(elapsed?.as_micros() as u64);
-            completed += 1;
-        }
         writer.join().map_err(|_| "writer panicked".to_string())?;
-        Ok(completed)
+        completed
     }
 
     fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error> {

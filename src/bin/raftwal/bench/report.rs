@@ -7,6 +7,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+/// A latency histogram in microseconds, 1 µs to 60 s at 3 significant figures. (Bounds matter:
+/// `saturating_record` clamps values above the current range instead of growing it.)
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
 #[derive(Clone)]
 pub struct Measurement {
     pub workload: &'static str,
@@ -345,8 +351,7 @@ pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
         .filter(|run| run.workload == "independent" && run.threads == 1 && run.entry_bytes == 128)
     {
         if let Some(latency) = &run.latency {
-            let merged =
-                cdfs.entry(run.engine).or_insert_with(|| Histogram::new(3).expect("valid precision"));
+            let merged = cdfs.entry(run.engine).or_insert_with(latency_histogram);
             merged.add(latency).expect("same precision");
         }
     }
