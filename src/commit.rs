@@ -16,7 +16,7 @@ use crate::format::SegmentId;
 use crate::housekeeper::Chore;
 use crate::options::SyncMode;
 use crate::segment::Segment;
-use crate::wal::Shared;
+use crate::wal::{Core, Shared};
 
 /// Called once the operation it was given with is durable, or has failed.
 pub type Callback = Box<dyn FnOnce(Result<()>) + Send + 'static>;
@@ -176,10 +176,12 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
                 shared.durability.end();
                 return;
             }
-            if core.queue.ops < expected && !core.closing {
+            // Waiting is pointless once the queue is full: appenders are blocked on it.
+            let room = |core: &Core| core.queue.bytes < shared.options.batch_bytes_max;
+            if core.queue.ops < expected && room(&core) && !core.closing {
                 core.wake_at = expected;
                 let deadline = Instant::now() + COMMIT_DELAY_MAX;
-                while core.queue.ops < expected && !core.closing {
+                while core.queue.ops < expected && room(&core) && !core.closing {
                     if shared.work.wait_until(&mut core, deadline).timed_out() {
                         break;
                     }

@@ -47,6 +47,10 @@ pub enum Error {
     #[error("entry index {got} is not the next index {expected}")]
     NotContiguous { expected: u64, got: u64 },
 
+    /// An entry or snapshot index above `max` (`u64::MAX - 1`, so the next index always exists).
+    #[error("index {index} is above the largest allowed, {max}")]
+    IndexTooLarge { index: u64, max: u64 },
+
     /// The requested index lies before the first index: purged or in a snapshot.
     #[error("index {index} is compacted; the log starts at {first}")]
     Compacted { index: u64, first: u64 },

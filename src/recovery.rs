@@ -518,7 +518,7 @@ impl Replay {
         let fail = |error: Error| error.to_string();
         match head.kind {
             Kind::Entry => {
-                log.check_append(head.index).map_err(fail)?;
+                log.check_append(head.index, head.index).map_err(fail)?;
                 let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
                 log.apply_entry(head.index, head.term, Location { segment: segment.id, offset });
             }

@@ -31,6 +31,16 @@ pub struct SnapshotMeta {
     pub data: Vec<u8>,
 }
 
+/// The largest index an entry or snapshot may have, so that `index + 1` never overflows.
+pub const INDEX_MAX: u64 = u64::MAX - 1;
+
+fn check_index(index: u64) -> Result<()> {
+    if index > INDEX_MAX {
+        return Err(Error::IndexTooLarge { index, max: INDEX_MAX });
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct LogState {
     pub index: Index,
@@ -61,7 +71,9 @@ impl LogState {
         self.anchored.then(|| self.index.next())
     }
 
-    pub fn check_append(&self, first: u64) -> Result<()> {
+    /// Checks that entries `first..=last` may be appended.
+    pub fn check_append(&self, first: u64, last: u64) -> Result<()> {
+        check_index(last)?;
         match self.next_index() {
             Some(expected) if expected != first => Err(Error::NotContiguous { expected, got: first }),
             _ => Ok(()),
@@ -110,6 +122,7 @@ impl LogState {
     }
 
     pub fn check_snapshot(&self, meta: &SnapshotMeta) -> Result<()> {
+        check_index(meta.index)?;
         match self.purged {
             Some((compacted, _)) if meta.index < compacted => {
                 Err(Error::StaleSnapshot { index: meta.index, compacted })
@@ -200,12 +213,13 @@ mod tests {
     #[test]
     fn fresh_log_accepts_any_first_index_then_only_the_next() {
         let state = LogState::default();
-        assert!(state.check_append(0).is_ok());
-        assert!(state.check_append(77).is_ok());
+        assert!(state.check_append(0, 0).is_ok());
+        assert!(state.check_append(77, 80).is_ok());
+        assert!(matches!(state.check_append(u64::MAX, u64::MAX), Err(Error::IndexTooLarge { .. })));
         let state = with_entries(5, 8, 1);
-        assert!(state.check_append(8).is_ok());
-        assert!(matches!(state.check_append(9), Err(Error::NotContiguous { expected: 8, got: 9 })));
-        assert!(matches!(state.check_append(4), Err(Error::NotContiguous { .. })));
+        assert!(state.check_append(8, 8).is_ok());
+        assert!(matches!(state.check_append(9, 9), Err(Error::NotContiguous { expected: 8, got: 9 })));
+        assert!(matches!(state.check_append(4, 4), Err(Error::NotContiguous { .. })));
     }
 
     #[test]

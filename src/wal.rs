@@ -25,7 +25,7 @@ use crate::index::Location;
 use crate::options::{Options, SyncMode};
 use crate::recovery::{self, LOCK_FILE, RecoveryReport};
 use crate::segment::Segment;
-use crate::state::{Entry, HardState, LogState, SnapshotMeta};
+use crate::state::{Entry, HardState, INDEX_MAX, LogState, SnapshotMeta};
 
 /// State shared by the API, the committer and the housekeeper.
 pub(crate) struct Shared {
@@ -235,6 +235,9 @@ impl Shared {
         loop {
             core.check_usable()?;
             if core.queue.bytes > 0 && core.queue.bytes + bytes > self.options.batch_bytes_max {
+                // The committer may be holding the batch back for more operations; there is no
+                // room for them.
+                self.work.notify_one();
                 self.progress.wait(&mut core);
                 continue;
             }
@@ -444,11 +447,16 @@ impl Wal {
 
     fn append_inner(&self, entries: &[Entry], callback: Option<Callback>) -> Result<Completion> {
         let first = entries.first().ok_or(Error::EmptyBatch)?;
-        if let Some((offset, entry)) =
-            entries.iter().enumerate().find(|(offset, entry)| entry.index != first.index + *offset as u64)
-        {
-            return Err(Error::NotContiguous { expected: first.index + offset as u64, got: entry.index });
+        for (offset, entry) in entries.iter().enumerate() {
+            let expected = first
+                .index
+                .checked_add(offset as u64)
+                .ok_or(Error::IndexTooLarge { index: first.index, max: INDEX_MAX })?;
+            if entry.index != expected {
+                return Err(Error::NotContiguous { expected, got: entry.index });
+            }
         }
+        let last = entries.last().expect("not empty").index;
         let bytes: usize = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
         let limit = self.shared().options.batch_bytes_max;
         if bytes > limit {
@@ -457,7 +465,7 @@ impl Wal {
         let shared = self.shared();
         let sync = shared.options.sync;
         let mut core = shared.lock_for(bytes)?;
-        core.log.check_append(first.index)?;
+        core.log.check_append(first.index, last)?;
         for entry in entries {
             let head =
                 RecordHead { kind: Kind::Entry, flags: 0, group: 0, index: entry.index, term: entry.term };
@@ -614,8 +622,12 @@ impl Wal {
     /// # Errors
     /// As `entries`.
     pub fn entry(&self, index: u64) -> Result<Entry> {
-        let mut entries = self.entries(index..index + 1, u64::MAX)?;
-        Ok(entries.pop().expect("one entry was requested"))
+        let mut entries = self.entries(index..index.saturating_add(1), u64::MAX)?;
+        match entries.pop() {
+            Some(entry) => Ok(entry),
+            // Only `u64::MAX` makes an empty range: never an entry's index.
+            None => Err(self.shared().core.lock().log.out_of_range(index)),
+        }
     }
 
     /// The term of entry `index`; also answers for the last compacted entry (the purge point or

@@ -186,3 +186,23 @@ fn full_disk_on_preallocation_fails_the_append_and_loses_nothing() {
     let wal = open(dir.path(), &options);
     model.check(&wal);
 }
+
+/// Regression (found by fuzzing `decode`): an entry index of `u64::MAX` overflowed `index + 1`
+/// and panicked, on replay and through the API alike.
+#[test]
+fn indexes_near_u64_max_get_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), &Options::default());
+    let at_max = Entry { index: u64::MAX, term: 1, data: vec![1] };
+    assert!(matches!(wal.append(std::slice::from_ref(&at_max)), Err(Error::IndexTooLarge { .. })));
+    let wrapping = vec![Entry { index: u64::MAX - 1, term: 1, data: vec![] }, at_max];
+    assert!(matches!(wal.append(&wrapping), Err(Error::IndexTooLarge { .. })));
+    let snapshot = raftwal::SnapshotMeta { index: u64::MAX, term: 1, data: vec![] };
+    assert!(matches!(wal.install_snapshot(snapshot), Err(Error::IndexTooLarge { .. })));
+    assert!(matches!(wal.entry(u64::MAX), Err(Error::Unavailable { .. })));
+    let last = Entry { index: u64::MAX - 1, term: 1, data: vec![7] };
+    wal.append(std::slice::from_ref(&last)).unwrap().wait().unwrap();
+    assert_eq!(wal.entry(u64::MAX - 1).unwrap(), last);
+    assert!(matches!(wal.entry(u64::MAX), Err(Error::Unavailable { .. })));
+    assert_eq!(wal.next_index(), Some(u64::MAX));
+}
