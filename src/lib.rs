@@ -29,7 +29,7 @@
 //!
 //! See `ARCHITECTURE.md` for how it works and `docs/format.md` for the bytes on disk.
 //!
-//! Features: `sim` adds [`sim`], a simulated file system with power loss and fault injection,
+//! Features: `sim` adds the `sim` module, a simulated file system with power loss and fault injection,
 //! and the fuzz harnesses; `cli` builds the `raftwal` tool; `compare` lets its benchmark run
 //! raft-engine and okaywal side by side. [`inspect`] reads and repairs a directory without
 //! opening a `Wal`.
