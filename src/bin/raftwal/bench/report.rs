@@ -340,6 +340,7 @@ pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE)
         .border_style(BLACK)
         .draw()
@@ -378,6 +379,7 @@ pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE)
         .border_style(BLACK)
         .draw()
