@@ -57,8 +57,9 @@ impl fmt::Display for SegmentId {
 pub const SEGMENT_SUFFIX: &str = ".seg";
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
-/// Version 1: the layout described in this module.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: the layout described in this module. Version 1 had no `Metadata` record and no
+/// metadata in checkpoints; it was never released, and is refused like any other version.
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + 8;
@@ -110,6 +111,9 @@ pub enum Kind {
     /// First record of every write batch: payload `{ durable_to u64 }`, an offset in this
     /// segment below which every byte was durable before this record was written.
     Batch = 7,
+    /// Payload = the caller's opaque metadata (an adapter's vote, commit point, configuration);
+    /// the latest one replaces any earlier.
+    Metadata = 8,
 }
 
 impl Kind {
@@ -122,6 +126,7 @@ impl Kind {
             5 => Kind::Snapshot,
             6 => Kind::Checkpoint,
             7 => Kind::Batch,
+            8 => Kind::Metadata,
             _ => return None,
         })
     }
@@ -314,11 +319,12 @@ pub fn record_bytes(header: &[u8; RECORD_HEADER_BYTES]) -> usize {
 /// ```text
 /// { first u64 | next u64 | purged_index u64 | purged_term u64 | flags u64
 ///   | hs_term u64 | hs_vote u64 | hs_commit u64 | snapshot_index u64 | snapshot_term u64
-///   | snapshot_data [..] }
+///   | snapshot_bytes u64 | snapshot_data [snapshot_bytes] | metadata [..] }
 /// ```
 ///
 /// flags bit 0: anchored (the next index is fixed); bit 1: `purged_*` are set; bit 2: the hard
-/// state is set; bit 3: a snapshot is set. Fields whose bit is clear are zero.
+/// state is set; bit 3: a snapshot is set; bit 4: metadata is set (it runs to the end of the
+/// payload). Fields whose bit is clear are zero or empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub first: u64,
@@ -329,19 +335,23 @@ pub struct Checkpoint {
     pub hard_state: Option<[u64; 3]>,
     /// `(index, term, data)`.
     pub snapshot: Option<(u64, u64, Vec<u8>)>,
+    pub metadata: Option<Vec<u8>>,
 }
 
 const CHECKPOINT_ANCHORED: u64 = 1;
 const CHECKPOINT_PURGED: u64 = 2;
 const CHECKPOINT_HARD_STATE: u64 = 4;
 const CHECKPOINT_SNAPSHOT: u64 = 8;
-const CHECKPOINT_FIXED_BYTES: usize = 80;
+const CHECKPOINT_METADATA: u64 = 16;
+const CHECKPOINT_FIXED_BYTES: usize = 88;
 pub const HARD_STATE_PAYLOAD_BYTES: usize = 24;
 pub const BATCH_PAYLOAD_BYTES: usize = 8;
 
 impl Checkpoint {
     pub fn encoded_bytes(&self) -> usize {
-        CHECKPOINT_FIXED_BYTES + self.snapshot.as_ref().map_or(0, |(_, _, data)| data.len())
+        CHECKPOINT_FIXED_BYTES
+            + self.snapshot.as_ref().map_or(0, |(_, _, data)| data.len())
+            + self.metadata.as_ref().map_or(0, Vec::len)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -356,6 +366,7 @@ impl Checkpoint {
             (self.purged.is_some(), CHECKPOINT_PURGED),
             (self.hard_state.is_some(), CHECKPOINT_HARD_STATE),
             (self.snapshot.is_some(), CHECKPOINT_SNAPSHOT),
+            (self.metadata.is_some(), CHECKPOINT_METADATA),
         ]
         .into_iter()
         .filter(|(set, _)| *set)
@@ -371,10 +382,12 @@ impl Checkpoint {
             hs_commit,
             snapshot_index,
             snapshot_term,
+            data.len() as u64,
         ]);
         let mut out = Vec::with_capacity(self.encoded_bytes());
         out.extend_from_slice(&fixed);
         out.extend_from_slice(data);
+        out.extend_from_slice(self.metadata.as_deref().unwrap_or_default());
         out
     }
 
@@ -391,10 +404,20 @@ impl Checkpoint {
             hs_commit,
             snapshot_index,
             snapshot_term,
-        ] = decode_u64s::<10>(fixed)?;
-        let known = CHECKPOINT_ANCHORED | CHECKPOINT_PURGED | CHECKPOINT_HARD_STATE | CHECKPOINT_SNAPSHOT;
-        let data = &payload[CHECKPOINT_FIXED_BYTES..];
-        if flags & !known != 0 || (flags & CHECKPOINT_SNAPSHOT == 0 && !data.is_empty()) {
+            snapshot_bytes,
+        ] = decode_u64s::<11>(fixed)?;
+        let known = CHECKPOINT_ANCHORED
+            | CHECKPOINT_PURGED
+            | CHECKPOINT_HARD_STATE
+            | CHECKPOINT_SNAPSHOT
+            | CHECKPOINT_METADATA;
+        let rest = &payload[CHECKPOINT_FIXED_BYTES..];
+        let snapshot_bytes = usize::try_from(snapshot_bytes).ok().filter(|&bytes| bytes <= rest.len())?;
+        let (data, metadata) = rest.split_at(snapshot_bytes);
+        if flags & !known != 0
+            || (flags & CHECKPOINT_SNAPSHOT == 0 && !data.is_empty())
+            || (flags & CHECKPOINT_METADATA == 0 && !metadata.is_empty())
+        {
             return None;
         }
         Some(Checkpoint {
@@ -405,6 +428,7 @@ impl Checkpoint {
             hard_state: (flags & CHECKPOINT_HARD_STATE != 0).then_some([hs_term, hs_vote, hs_commit]),
             snapshot: (flags & CHECKPOINT_SNAPSHOT != 0)
                 .then(|| (snapshot_index, snapshot_term, data.to_vec())),
+            metadata: (flags & CHECKPOINT_METADATA != 0).then(|| metadata.to_vec()),
         })
     }
 }
@@ -525,7 +549,15 @@ mod tests {
     #[test]
     fn checkpoint_roundtrip() {
         for checkpoint in [
-            Checkpoint { first: 0, next: 0, anchored: false, purged: None, hard_state: None, snapshot: None },
+            Checkpoint {
+                first: 0,
+                next: 0,
+                anchored: false,
+                purged: None,
+                hard_state: None,
+                snapshot: None,
+                metadata: None,
+            },
             Checkpoint {
                 first: 11,
                 next: 20,
@@ -533,6 +565,16 @@ mod tests {
                 purged: Some((10, 4)),
                 hard_state: Some([5, 2, 9]),
                 snapshot: Some((10, 4, b"membership".to_vec())),
+                metadata: Some(b"vote".to_vec()),
+            },
+            Checkpoint {
+                first: 1,
+                next: 1,
+                anchored: true,
+                purged: None,
+                hard_state: None,
+                snapshot: Some((0, 0, Vec::new())),
+                metadata: Some(Vec::new()),
             },
         ] {
             assert_eq!(checkpoint.encode().len(), checkpoint.encoded_bytes());
@@ -542,15 +584,25 @@ mod tests {
 
     #[test]
     fn checkpoint_detects_corruption() {
-        let checkpoint =
-            Checkpoint { first: 1, next: 2, anchored: true, purged: None, hard_state: None, snapshot: None };
+        let checkpoint = Checkpoint {
+            first: 1,
+            next: 2,
+            anchored: true,
+            purged: None,
+            hard_state: None,
+            snapshot: None,
+            metadata: None,
+        };
         let mut bytes = checkpoint.encode();
         bytes[32] |= 0x80;
         assert_eq!(Checkpoint::decode(&bytes), None);
-        assert_eq!(Checkpoint::decode(&bytes[..79]), None);
+        assert_eq!(Checkpoint::decode(&bytes[..87]), None);
         let mut trailing = checkpoint.encode();
         trailing.push(1);
         assert_eq!(Checkpoint::decode(&trailing), None);
+        let mut overlong = checkpoint.encode();
+        overlong[80] = 1;
+        assert_eq!(Checkpoint::decode(&overlong), None, "snapshot_bytes beyond the payload");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub struct Inspection {
     pub purged: Option<(u64, u64)>,
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
+    pub metadata: Option<Vec<u8>>,
     pub damage: Option<DamageInfo>,
 }
 
@@ -85,6 +86,7 @@ pub enum RecordKind {
     Snapshot,
     Checkpoint,
     Batch,
+    Metadata,
 }
 
 impl RecordKind {
@@ -97,6 +99,7 @@ impl RecordKind {
             RecordKind::Snapshot => "snapshot",
             RecordKind::Checkpoint => "checkpoint",
             RecordKind::Batch => "batch",
+            RecordKind::Metadata => "metadata",
         }
     }
 
@@ -109,6 +112,7 @@ impl RecordKind {
             Kind::Snapshot => RecordKind::Snapshot,
             Kind::Checkpoint => RecordKind::Checkpoint,
             Kind::Batch => RecordKind::Batch,
+            Kind::Metadata => RecordKind::Metadata,
         }
     }
 }
@@ -203,6 +207,7 @@ fn inspection(analysis: Analysis) -> Inspection {
         purged: log.and_then(|log| log.purged),
         hard_state: log.and_then(|log| log.hard_state),
         snapshot: log.and_then(|log| log.snapshot.clone()),
+        metadata: log.and_then(|log| log.metadata.clone()),
         damage: analysis.damage.map(|damage| DamageInfo {
             kind: if damage.torn { DamageKind::TornTail } else { DamageKind::Corruption },
             bytes: damage.cut_end.saturating_sub(damage.offset),

@@ -539,6 +539,7 @@ impl Replay {
                     format::decode_u64s::<3>(record.payload).ok_or("bad hard state payload")?;
                 log.hard_state = Some(HardState { term, vote, commit });
             }
+            Kind::Metadata => log.metadata = Some(record.payload.to_vec()),
             Kind::Snapshot => {
                 let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
                 log.check_snapshot(&meta).map_err(fail)?;

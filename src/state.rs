@@ -51,6 +51,8 @@ pub struct LogState {
     pub purged: Option<(u64, u64)>,
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
+    /// The caller's opaque metadata, last saved by `Wal::set_metadata`.
+    pub metadata: Option<Vec<u8>>,
 }
 
 impl Default for LogState {
@@ -61,6 +63,7 @@ impl Default for LogState {
             purged: None,
             hard_state: None,
             snapshot: None,
+            metadata: None,
         }
     }
 }
@@ -179,6 +182,7 @@ impl LogState {
             purged: self.purged,
             hard_state: self.hard_state.map(|hs| [hs.term, hs.vote, hs.commit]),
             snapshot: self.snapshot.as_ref().map(|meta| (meta.index, meta.term, meta.data.clone())),
+            metadata: self.metadata.clone(),
         }
     }
 
@@ -193,6 +197,7 @@ impl LogState {
             purged: checkpoint.purged,
             hard_state: checkpoint.hard_state.map(|[term, vote, commit]| HardState { term, vote, commit }),
             snapshot: checkpoint.snapshot.map(|(index, term, data)| SnapshotMeta { index, term, data }),
+            metadata: checkpoint.metadata,
         }
     }
 }

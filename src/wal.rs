@@ -528,6 +528,26 @@ impl Wal {
         Ok(shared.submit(shared, core, None))
     }
 
+    /// Saves `metadata`, the caller's opaque bytes (a Raft library's vote, commit point or
+    /// cluster configuration), ordered after every operation submitted before it. The latest
+    /// one replaces any earlier and is read back by `metadata`.
+    ///
+    /// # Errors
+    /// `TooLarge` if `metadata` exceeds a quarter of a segment (it is repeated at the start of
+    /// each one); `Poisoned`, `Closed`.
+    pub fn set_metadata(&self, metadata: Vec<u8>) -> Result<Completion> {
+        let shared = self.shared();
+        let limit = shared.options.segment_capacity() / 4;
+        if metadata.len() as u64 > limit {
+            return Err(Error::TooLarge { what: "metadata", bytes: metadata.len() as u64, limit });
+        }
+        let mut core = shared.lock_for(record_bytes_aligned(metadata.len()))?;
+        let head = RecordHead { kind: Kind::Metadata, flags: 0, group: 0, index: 0, term: 0 };
+        core.emit(shared.options.sync, head, &metadata);
+        core.log.metadata = Some(metadata);
+        Ok(shared.submit(shared, core, None))
+    }
+
     /// Records a snapshot covering the log up to `meta.index`. If the log holds that entry
     /// with `meta.term`, the entries after it stay; otherwise the whole log is discarded and
     /// the next append must be `meta.index + 1` (Raft's InstallSnapshot rule).
@@ -669,6 +689,11 @@ impl Wal {
 
     pub fn snapshot_meta(&self) -> Option<SnapshotMeta> {
         self.shared().core.lock().log.snapshot.clone()
+    }
+
+    /// The metadata last saved by `set_metadata`.
+    pub fn metadata(&self) -> Option<Vec<u8>> {
+        self.shared().core.lock().log.metadata.clone()
     }
 
     /// What `open` found and repaired.

@@ -80,6 +80,8 @@ fn oversized_appends_are_refused() {
     Model::default().check(&wal);
     let snapshot = raftwal::SnapshotMeta { index: 5, term: 1, data: vec![0; 4096] };
     assert!(matches!(wal.install_snapshot(snapshot), Err(Error::TooLarge { what: "snapshot meta", .. })));
+    assert!(matches!(wal.set_metadata(vec![0; 4096]), Err(Error::TooLarge { what: "metadata", .. })));
+    assert_eq!(wal.metadata(), None);
 }
 
 #[test]

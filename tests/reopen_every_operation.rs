@@ -19,6 +19,7 @@ fn reopen_after_each_operation_kind() {
         let steps: Vec<(&str, Box<Step>)> = vec![
             ("append", Box::new(|m, w| m.append(w, &entries(1..41, 1)))),
             ("hard state", Box::new(|m, w| m.set_hard_state(w, HardState { term: 1, vote: 3, commit: 20 }))),
+            ("metadata", Box::new(|m, w| m.set_metadata(w, b"vote 1 for 3, committed 20"))),
             ("truncate", Box::new(|m, w| m.truncate(w, 31))),
             ("append after truncate", Box::new(|m, w| m.append(w, &entries(31..61, 2)))),
             ("purge", Box::new(|m, w| m.purge(w, 12))),
@@ -39,6 +40,7 @@ fn reopen_after_each_operation_kind() {
                 }),
             ),
             ("append after snapshot", Box::new(|m, w| m.append(w, &entries(101..131, 5)))),
+            ("metadata again", Box::new(|m, w| m.set_metadata(w, &[7; 700]))),
             ("purge everything", Box::new(|m, w| m.purge(w, 130))),
             ("append after purging everything", Box::new(|m, w| m.append(w, &entries(131..135, 6)))),
         ];

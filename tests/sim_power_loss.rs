@@ -141,7 +141,15 @@ impl Run {
                 self.log(format!("purge {upto}"));
                 Ok((vec![Op::Purge(upto)], Some(wal.purge(upto)?)))
             }
-            78..88 => {
+            78..83 => {
+                self.counter += 1;
+                let mut metadata = self.counter.to_le_bytes().to_vec();
+                metadata.resize(8 + self.rng.below(120) as usize, 0xab);
+                self.log(format!("metadata {} bytes", metadata.len()));
+                let done = wal.set_metadata(metadata.clone())?;
+                Ok((vec![Op::Metadata(metadata)], Some(done)))
+            }
+            83..88 => {
                 self.counter += 1;
                 let hard_state =
                     HardState { term: *term, vote: self.counter, commit: self.rng.below(next + 1) };

@@ -189,6 +189,7 @@ enum Choice {
     Purge(u64),
     HardState(HardState),
     Snapshot(SnapshotMeta),
+    Metadata(Vec<u8>),
 }
 
 fn next_op(input: &mut Unstructured<'_>, state: &State, term: &mut u64) -> ArbitraryResult<Choice> {
@@ -208,6 +209,10 @@ fn next_op(input: &mut Unstructured<'_>, state: &State, term: &mut u64) -> Arbit
         }
         7 => {
             Choice::HardState(HardState { term: *term, vote: input.arbitrary()?, commit: input.arbitrary()? })
+        }
+        8 if input.arbitrary()? => {
+            let len = input.int_in_range(0..=40)?;
+            Choice::Metadata(input.bytes(len)?.to_vec())
         }
         _ => {
             let floor = state.purged.map_or(0, |(index, _)| index);
@@ -252,6 +257,10 @@ fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Completio
         Choice::Snapshot(meta) => {
             let done = wal.install_snapshot(meta.clone())?;
             (vec![Op::Snapshot(meta)], Some(done))
+        }
+        Choice::Metadata(metadata) => {
+            let done = wal.set_metadata(metadata.clone())?;
+            (vec![Op::Metadata(metadata)], Some(done))
         }
     })
 }

@@ -13,6 +13,7 @@ pub enum Op {
     Purge(u64),
     HardState(HardState),
     Snapshot(SnapshotMeta),
+    Metadata(Vec<u8>),
 }
 
 /// The log as the model sees it.
@@ -23,6 +24,7 @@ pub struct State {
     pub purged: Option<(u64, u64)>,
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
+    pub metadata: Option<Vec<u8>>,
 }
 
 impl State {
@@ -56,6 +58,7 @@ impl State {
                 self.purged = Some((meta.index, meta.term));
                 self.snapshot = Some(meta.clone());
             }
+            Op::Metadata(metadata) => self.metadata = Some(metadata.clone()),
         }
     }
 
@@ -86,6 +89,7 @@ impl State {
             purged: wal.purged(),
             hard_state: wal.hard_state(),
             snapshot: wal.snapshot_meta(),
+            metadata: wal.metadata(),
         })
     }
 }

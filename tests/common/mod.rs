@@ -64,6 +64,7 @@ pub struct Model {
     pub next: Option<u64>,
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
+    pub metadata: Option<Vec<u8>>,
 }
 
 impl Model {
@@ -114,6 +115,11 @@ impl Model {
         self.hard_state = Some(hard_state);
     }
 
+    pub fn set_metadata(&mut self, wal: &Wal, metadata: &[u8]) {
+        wal.set_metadata(metadata.to_vec()).expect("set_metadata").wait().expect("durable");
+        self.metadata = Some(metadata.to_vec());
+    }
+
     /// Asserts that `wal` holds exactly what the model holds, entry by entry.
     pub fn check(&self, wal: &Wal) {
         let first = self.entries.keys().next().copied();
@@ -123,6 +129,7 @@ impl Model {
         assert_eq!(wal.next_index(), self.next, "next index");
         assert_eq!(wal.hard_state(), self.hard_state, "hard state");
         assert_eq!(wal.snapshot_meta(), self.snapshot, "snapshot meta");
+        assert_eq!(wal.metadata(), self.metadata, "metadata");
         assert_eq!(wal.purged(), self.purged, "purged");
         if let (Some(first), Some(last)) = (first, last) {
             let read = wal.entries(first..last + 1, u64::MAX).expect("read all");

@@ -73,6 +73,10 @@ fn print_stat(dir: &Path, found: &Inspection) {
             |meta| format!("index {} term {}, {} bytes of meta", meta.index, meta.term, meta.data.len())
         )
     );
+    println!(
+        "metadata     {}",
+        found.metadata.as_ref().map_or_else(|| "-".into(), |metadata| format!("{} bytes", metadata.len()))
+    );
     println!("damage       {}", found.damage.as_ref().map_or_else(|| "none".into(), describe));
 }
 
@@ -117,6 +121,7 @@ fn stat_json(found: &Inspection) -> Value {
         "purged": found.purged.map(|(index, term)| json!({"index": index, "term": term})),
         "hard_state": found.hard_state.map(|hs| json!({"term": hs.term, "vote": hs.vote, "commit": hs.commit})),
         "snapshot": found.snapshot.as_ref().map(|meta| json!({"index": meta.index, "term": meta.term, "bytes": meta.data.len()})),
+        "metadata_bytes": found.metadata.as_ref().map(Vec::len),
         "damage": found.damage.as_ref().map(damage_json),
     })
 }
@@ -207,6 +212,7 @@ fn record_text(record: &RecordView<'_>, full: bool) -> String {
             None => format!("{at} checkpoint (malformed)"),
         },
         RecordKind::Batch => format!("{at} batch"),
+        RecordKind::Metadata => format!("{at} metadata {}", preview(record.payload, full)),
     }
 }
 
@@ -220,7 +226,9 @@ fn record_json(record: &RecordView<'_>, full: bool) -> Value {
         "bytes": record.payload.len(),
     });
     match record.kind {
-        RecordKind::Entry | RecordKind::Snapshot => object["preview"] = json!(preview(record.payload, full)),
+        RecordKind::Entry | RecordKind::Snapshot | RecordKind::Metadata => {
+            object["preview"] = json!(preview(record.payload, full))
+        }
         RecordKind::HardState => {
             if let Some(hs) = record.hard_state() {
                 object["hard_state"] = json!({"term": hs.term, "vote": hs.vote, "commit": hs.commit});
