@@ -42,6 +42,7 @@ mod housekeeper;
 mod index;
 pub mod inspect;
 mod options;
+pub mod raft;
 mod recovery;
 mod segment;
 #[cfg(feature = "sim")]

@@ -1,0 +1,5 @@
+//! Adapters that make a [`Wal`](crate::Wal) the log store of a Raft library: type conversions
+//! and each library's storage rules, no engine logic. Each adapter is behind its own feature.
+
+#[cfg(feature = "openraft")]
+pub mod openraft;
