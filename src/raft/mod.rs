@@ -3,3 +3,6 @@
 
 #[cfg(feature = "openraft")]
 pub mod openraft;
+
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
