@@ -224,10 +224,12 @@ impl RaftStorage {
 impl Storage for RaftStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let hard_state = self.wal.hard_state().unwrap_or_default();
-        let mut raft_hard_state = RaftHardState::default();
-        raft_hard_state.term = hard_state.term;
-        raft_hard_state.vote = hard_state.vote;
-        raft_hard_state.commit = hard_state.commit;
+        let raft_hard_state = RaftHardState {
+            term: hard_state.term,
+            vote: hard_state.vote,
+            commit: hard_state.commit,
+            ..Default::default()
+        };
         Ok(RaftState::new(raft_hard_state, self.conf_state().map_err(store_error)?))
     }
 
