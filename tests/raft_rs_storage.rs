@@ -9,10 +9,7 @@ use raftwal::Options;
 use raftwal::raft::raft_rs::RaftStorage;
 
 fn new_entry(index: u64, term: u64) -> Entry {
-    let mut entry = Entry::default();
-    entry.index = index;
-    entry.term = term;
-    entry
+    Entry { index, term, ..Default::default() }
 }
 
 fn new_snapshot(index: u64, term: u64, voters: Vec<u64>) -> Snapshot {
@@ -134,8 +131,7 @@ fn storage_compact() {
 
 #[test]
 fn storage_create_snapshot() {
-    let mut conf_state = ConfState::default();
-    conf_state.voters = vec![1, 2, 3];
+    let conf_state = ConfState { voters: vec![1, 2, 3], ..Default::default() };
     for (commit, request, want) in [
         (4, 0, Ok(new_snapshot(4, 4, vec![1, 2, 3]))),
         (5, 5, Ok(new_snapshot(5, 5, vec![1, 2, 3]))),
@@ -144,9 +140,7 @@ fn storage_create_snapshot() {
         (5, 6, Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))),
     ] {
         let (_dir, storage) = storage_with_3_4_5();
-        let mut hard_state = HardState::default();
-        hard_state.commit = commit;
-        hard_state.term = commit;
+        let hard_state = HardState { commit, term: commit, ..Default::default() };
         storage.set_hard_state(&hard_state).unwrap().wait().unwrap();
         storage.set_conf_state(&conf_state).unwrap().wait().unwrap();
         assert_eq!(storage.snapshot(request, 0), want, "commit {commit}, request {request}");
@@ -226,11 +220,8 @@ fn fresh_storage_answers_like_an_empty_mem_storage() {
 #[test]
 fn reopen_keeps_entries_hard_state_conf_state_and_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let mut conf_state = ConfState::default();
-    conf_state.voters = vec![1, 2, 3];
-    conf_state.learners = vec![4];
-    let mut hard_state = HardState::default();
-    (hard_state.term, hard_state.vote, hard_state.commit) = (7, 2, 12);
+    let conf_state = ConfState { voters: vec![1, 2, 3], learners: vec![4], ..Default::default() };
+    let hard_state = HardState { term: 7, vote: 2, commit: 12, ..Default::default() };
     let entries: Vec<Entry> = (1..=20)
         .map(|index| {
             let mut entry = new_entry(index, 7);
