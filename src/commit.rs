@@ -197,7 +197,10 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
                 ops: batch.ops,
                 last_seq: batch.last_seq,
                 callbacks: batch.callbacks,
-                sync: batch.force_sync || shared.options.sync == SyncMode::Data,
+                // In `SyncMode::Data` every earlier batch was synced: a batch without records
+                // (callbacks only) has nothing to sync unless asked.
+                sync: batch.force_sync
+                    || (shared.options.sync == SyncMode::Data && !core.inflight.is_empty()),
                 delete_below: batch.delete_below,
                 poisoned: core.poisoned.clone(),
             }

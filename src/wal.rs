@@ -585,6 +585,24 @@ impl Wal {
         shared.submit(shared, core, None).wait()
     }
 
+    /// Like `sync`, but returns at once and calls `callback` from the committer thread once
+    /// everything submitted before is durable, with the same ordering as `append_with`. The
+    /// place to learn that a hard state or metadata write is durable without blocking. In
+    /// `SyncMode::Data` it adds no fdatasync of its own: the batches before it are synced.
+    ///
+    /// # Errors
+    /// `Poisoned`, `Closed`; then the callback is dropped uncalled.
+    pub fn sync_with(&self, callback: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
+        let shared = self.shared();
+        let mut core = shared.core.lock();
+        core.check_usable()?;
+        if shared.options.sync == SyncMode::None {
+            core.queue.force_sync = true;
+        }
+        drop(shared.submit(shared, core, Some(Box::new(callback))));
+        Ok(())
+    }
+
     /// Makes everything durable, stops the background threads and releases the directory.
     /// Every clone of this `Wal` fails with `Closed` afterwards. Dropping the last clone
     /// closes too, but cannot report errors.

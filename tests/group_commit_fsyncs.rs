@@ -52,3 +52,33 @@ fn concurrent_appenders_share_fsyncs() {
     );
     assert!(shared.fsyncs * 3 < APPENDS, "16 appenders: {shared:?}");
 }
+
+#[test]
+fn sync_with_calls_back_after_what_came_before_without_an_fsync_of_its_own() {
+    for sync in [raftwal::SyncMode::Data, raftwal::SyncMode::None] {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = open(dir.path(), &Options { sync, ..Options::default() });
+        wal.sync().unwrap();
+        let before = wal.stats().fsyncs;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done = wal.set_hard_state(raftwal::HardState { term: 1, vote: 1, commit: 0 }).unwrap();
+        let observer = wal.clone();
+        wal.sync_with(move |result| tx.send((result.is_ok(), observer.stats().fsyncs)).unwrap()).unwrap();
+        let (ok, fsyncs_when_called) = rx.recv().unwrap();
+        assert!(ok && done.is_durable(), "{sync:?}: called back only after the hard state is durable");
+        assert_eq!(
+            fsyncs_when_called,
+            before + 1,
+            "{sync:?}: one fsync covers the hard state and the callback"
+        );
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        wal.sync_with(move |result| tx.send(result.is_ok()).unwrap()).unwrap();
+        assert!(rx.recv().unwrap());
+        let extra = wal.stats().fsyncs - fsyncs_when_called;
+        match sync {
+            raftwal::SyncMode::Data => assert_eq!(extra, 0, "nothing new to sync"),
+            raftwal::SyncMode::None => assert_eq!(extra, 1, "durability was asked for"),
+        }
+    }
+}

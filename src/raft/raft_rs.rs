@@ -130,6 +130,16 @@ impl RaftStorage {
         Ok(encoded)
     }
 
+    /// Calls `callback` once everything submitted before is durable (see [`Wal::sync_with`]):
+    /// after submitting a `Ready`'s entries and hard state, the place to learn that the whole
+    /// `Ready` is persisted and call `RawNode::on_persist_ready`.
+    ///
+    /// # Errors
+    /// As [`Wal::sync_with`].
+    pub fn sync_with(&self, callback: impl FnOnce(Result<(), Error>) + Send + 'static) -> Result<(), Error> {
+        self.wal.sync_with(callback)
+    }
+
     /// Saves the hard state, ordered after everything submitted before.
     ///
     /// # Errors
