@@ -112,7 +112,7 @@ async fn openraft_cluster_survives_a_leader_kill() {
         let last = store.get_log_state().await.unwrap().last_log_id.expect("a log").index;
         let committed = store.read_committed().await.unwrap().expect("a commit point").index;
         assert!(last >= committed && committed >= 10_000, "last {last}, committed {committed}");
-        assert!(store.read_vote().await.unwrap().is_some());
+        assert!(store.get_log_reader().await.read_vote().await.unwrap().is_some());
         store.wal().close().unwrap();
     }
     nodes.insert(leader, start(&router, root.path(), leader).await);

@@ -69,7 +69,7 @@ async fn reopen_keeps_log_state_vote_and_committed() {
 
     let mut store = LogStore::open(dir.path(), Options::default()).unwrap();
     assert_eq!(store.get_log_state().await.unwrap(), expected_state);
-    assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(store.get_log_reader().await.read_vote().await.unwrap(), Some(vote));
     assert_eq!(store.read_committed().await.unwrap(), Some(log_id(3, 2, 20)));
     let mut reader = store.get_log_reader().await;
     let read = reader.try_get_log_entries(0..100).await.unwrap();

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "openraft")]
 pub mod openraft;
+#[cfg(any(feature = "openraft", feature = "openraft-v09"))]
+mod store;
 
 #[cfg(feature = "raft-rs")]
 pub mod raft_rs;

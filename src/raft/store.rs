@@ -1,0 +1,211 @@
+//! What both openraft adapters (0.10 and 0.9) share, free of openraft's types: entries encoded
+//! with postcard into raftwal entries of the same index, and the vote, committed log id and last
+//! purged log id kept together in the `Wal`'s metadata, ordered with the entries.
+//!
+//! `E`, `V` and `L` are the adapter's entry, vote and log id types; `Shape` tells how to get an
+//! index (and a term, where the version exposes one) out of them.
+
+use std::io;
+use std::ops::{Bound, RangeBounds};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{Completion, Entry, Error, SnapshotMeta, Wal};
+
+/// The most payload a limited read returns at once (at least one entry).
+pub const READ_BYTES_MAX: u64 = 4 << 20;
+
+/// How an adapter's types look to the store.
+pub struct Shape<E, L> {
+    /// Identifies the adapter's metadata, and its layout: postcard of `Saved` follows.
+    pub tag: &'static [u8],
+    pub entry_index: fn(&E) -> u64,
+    /// The term raftwal records with an entry; informational (`raftwal dump`).
+    pub entry_term: fn(&E) -> u64,
+    pub log_id_index: fn(&L) -> u64,
+}
+
+/// What openraft asks to keep besides the entries.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Saved<V, L> {
+    pub vote: Option<V>,
+    pub committed: Option<L>,
+    pub purged: Option<L>,
+}
+
+pub struct Store<E, V, L> {
+    pub wal: Wal,
+    shape: Shape<E, L>,
+    /// The latest submitted metadata: what the log holds once pending writes are durable.
+    saved: Mutex<Saved<V, L>>,
+}
+
+impl<E, V, L> Store<E, V, L>
+where
+    E: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned + Clone,
+    L: Serialize + DeserializeOwned + Clone,
+{
+    /// Takes over `wal`, which must hold this adapter's log or nothing, and finishes a purge
+    /// that a crash cut between its metadata and its purge record.
+    pub fn new(wal: Wal, shape: Shape<E, L>) -> Result<Self, Error> {
+        let saved = match wal.metadata() {
+            Some(bytes) => {
+                let body = bytes.strip_prefix(shape.tag).ok_or_else(|| {
+                    invalid(format!("the log's metadata is not {}'s", String::from_utf8_lossy(shape.tag)))
+                })?;
+                postcard::from_bytes(body).map_err(codec_error)?
+            }
+            None => Saved { vote: None, committed: None, purged: None },
+        };
+        let store = Store { wal, shape, saved: Mutex::new(saved) };
+        if let Some(purged) = store.purged() {
+            let upto = (store.shape.log_id_index)(&purged);
+            if store.wal.first_index().is_some_and(|first| first <= upto) {
+                store.drop_upto(upto)?.wait()?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn vote(&self) -> Option<V> {
+        self.saved.lock().vote.clone()
+    }
+
+    pub fn committed(&self) -> Option<L> {
+        self.saved.lock().committed.clone()
+    }
+
+    pub fn purged(&self) -> Option<L> {
+        self.saved.lock().purged.clone()
+    }
+
+    /// Submits the metadata after `change`, ordered after everything submitted before.
+    fn save(&self, change: impl FnOnce(&mut Saved<V, L>)) -> Result<Completion, Error> {
+        let mut saved = self.saved.lock();
+        change(&mut saved);
+        let mut bytes = self.shape.tag.to_vec();
+        bytes.extend(postcard::to_stdvec(&*saved).map_err(codec_error)?);
+        self.wal.set_metadata(bytes)
+    }
+
+    /// Saves the vote; returns once it, and everything before it, is durable.
+    pub fn save_vote(&self, vote: V) -> Result<(), Error> {
+        self.save(|saved| saved.vote = Some(vote))?.wait()
+    }
+
+    /// Saves the committed log id along with the next write, without waiting.
+    pub fn save_committed(&self, committed: Option<L>) -> Result<(), Error> {
+        self.save(|saved| saved.committed = committed).map(drop)
+    }
+
+    /// Hands `entries` to the group commit; `flushed` runs once they are durable.
+    pub fn append(
+        &self,
+        entries: impl IntoIterator<Item = E>,
+        flushed: impl FnOnce(Result<(), Error>) + Send + 'static,
+    ) -> Result<(), Error> {
+        let encoded = entries
+            .into_iter()
+            .map(|entry| {
+                let data = postcard::to_stdvec(&entry).map_err(codec_error)?;
+                Ok(Entry {
+                    index: (self.shape.entry_index)(&entry),
+                    term: (self.shape.entry_term)(&entry),
+                    data,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if encoded.is_empty() {
+            // Nothing to write, but the callback must still follow everything before it.
+            return self.wal.sync_with(flushed);
+        }
+        self.wal.append_with(&encoded, flushed)
+    }
+
+    /// Drops entries `[from, ..)`, never below the first entry.
+    pub fn truncate(&self, from: u64) -> Result<(), Error> {
+        let from = self.wal.first_index().map_or(from, |first| from.max(first));
+        self.wal.truncate(from).map(drop)
+    }
+
+    /// Drops entries `(.., log_id]`: records the purged log id first, then the purge.
+    pub fn purge(&self, log_id: L) -> Result<(), Error> {
+        let upto = (self.shape.log_id_index)(&log_id);
+        if self.purged().is_some_and(|purged| (self.shape.log_id_index)(&purged) >= upto) {
+            return Ok(());
+        }
+        drop(self.save(|saved| saved.purged = Some(log_id))?);
+        self.drop_upto(upto).map(drop)
+    }
+
+    /// Drops entries `(.., upto]`; past the end, empties the log so that it continues after
+    /// `upto`.
+    fn drop_upto(&self, upto: u64) -> Result<Completion, Error> {
+        match self.wal.next_index() {
+            Some(next) if upto < next => self.wal.purge(upto),
+            _ => self.wal.install_snapshot(SnapshotMeta { index: upto, term: 0, data: Vec::new() }),
+        }
+    }
+
+    /// The last entry, if the log holds any.
+    pub fn last_entry(&self) -> Result<Option<E>, Error> {
+        match self.wal.last_index() {
+            Some(last) => self.decode(&self.wal.entry(last)?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The entries in `range` that the log holds, up to `max_bytes` of payload (at least one).
+    pub fn read(&self, range: impl RangeBounds<u64>, max_bytes: u64) -> Result<Vec<E>, Error> {
+        let (Some(first), Some(last)) = (self.wal.first_index(), self.wal.last_index()) else {
+            return Ok(Vec::new());
+        };
+        let start = match range.start_bound() {
+            Bound::Included(&start) => start,
+            Bound::Excluded(&start) => start.saturating_add(1),
+            Bound::Unbounded => 0,
+        }
+        .max(first);
+        let end = match range.end_bound() {
+            Bound::Included(&end) => end.saturating_add(1),
+            Bound::Excluded(&end) => end,
+            Bound::Unbounded => u64::MAX,
+        }
+        .min(last + 1);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.wal.entries(start..end, max_bytes)?.iter().map(|entry| self.decode(entry)).collect()
+    }
+
+    fn decode(&self, entry: &Entry) -> Result<E, Error> {
+        let decoded: E = postcard::from_bytes(&entry.data).map_err(codec_error)?;
+        let index = (self.shape.entry_index)(&decoded);
+        if index != entry.index {
+            return Err(invalid(format!(
+                "entry {} decodes to an openraft entry with index {index}",
+                entry.index
+            )));
+        }
+        Ok(decoded)
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error::Io(io::Error::new(io::ErrorKind::InvalidData, message))
+}
+
+fn codec_error(error: postcard::Error) -> Error {
+    Error::Io(io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+/// openraft reports `io::Error`s; raftwal's own kinds keep their message.
+pub fn io_error(error: Error) -> io::Error {
+    match error {
+        Error::Io(error) => error,
+        other => io::Error::other(other),
+    }
+}
