@@ -3,6 +3,8 @@
 
 #[cfg(feature = "openraft")]
 pub mod openraft;
+#[cfg(feature = "openraft-v09")]
+pub mod openraft_v09;
 #[cfg(any(feature = "openraft", feature = "openraft-v09"))]
 mod store;
 
