@@ -29,12 +29,14 @@ struct Applied {
 }
 
 type Meta = SnapshotMeta<u64, openraft_v09::BasicNode>;
+/// The current snapshot: its meta and data.
+type Current = Option<(Meta, Vec<u8>)>;
 
 /// Keeps what the suite inspects: the last applied log id and membership.
 #[derive(Clone, Default)]
 struct StateMachine {
     applied: Arc<Mutex<Applied>>,
-    snapshot: Arc<Mutex<Option<(Meta, Vec<u8>)>>>,
+    snapshot: Arc<Mutex<Current>>,
 }
 
 impl RaftSnapshotBuilder<Config> for StateMachine {
