@@ -213,3 +213,74 @@ pub fn io_error(error: Error) -> io::Error {
         other => io::Error::other(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Options;
+
+    /// Entries are `(index, text)`, votes and log ids plain indexes.
+    type TestStore = Store<(u64, String), u64, u64>;
+
+    fn shape() -> Shape<(u64, String), u64> {
+        Shape {
+            tag: b"test/1:",
+            entry_index: |entry| entry.0,
+            entry_term: |_| 1,
+            log_id_index: |index| *index,
+        }
+    }
+
+    fn append(store: &TestStore, range: std::ops::RangeInclusive<u64>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        store
+            .append(range.map(|index| (index, format!("entry {index}"))), move |result| {
+                tx.send(result).unwrap()
+            })
+            .unwrap();
+        rx.recv().unwrap().unwrap();
+    }
+
+    #[test]
+    fn open_finishes_a_purge_whose_record_a_crash_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        let store = TestStore::new(wal.clone(), shape()).unwrap();
+        append(&store, 1..=10);
+        // The crash window: the purged log id is durable, the purge record is not.
+        store.save(|saved| saved.purged = Some(5)).unwrap().wait().unwrap();
+        assert_eq!(wal.first_index(), Some(1));
+        wal.close().unwrap();
+
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(wal.first_index(), Some(1), "the engine alone still holds the purged entries");
+        let store = TestStore::new(wal.clone(), shape()).unwrap();
+        assert_eq!((wal.first_index(), wal.purged()), (Some(6), Some((5, 1))));
+        assert_eq!(store.read(.., u64::MAX).unwrap().first().map(|entry| entry.0), Some(6));
+    }
+
+    #[test]
+    fn entries_at_or_below_the_purge_point_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TestStore::new(Wal::open(dir.path(), Options::default()).unwrap(), shape()).unwrap();
+        store.purge(4).unwrap();
+        assert_eq!(store.wal.next_index(), Some(5), "a purge past the end of an empty log");
+        append(&store, 3..=6);
+        assert_eq!(
+            store.read(.., u64::MAX).unwrap(),
+            vec![(5, "entry 5".to_string()), (6, "entry 6".to_string())]
+        );
+        append(&store, 1..=2);
+        assert_eq!(store.last_entry().unwrap().map(|entry| entry.0), Some(6), "nothing appended");
+    }
+
+    #[test]
+    fn another_adapters_metadata_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        wal.set_metadata(b"raft-rs-0.7/1:".to_vec()).unwrap().wait().unwrap();
+        assert!(
+            matches!(TestStore::new(wal, shape()), Err(Error::Io(error)) if error.kind() == io::ErrorKind::InvalidData)
+        );
+    }
+}
