@@ -243,3 +243,38 @@ fn reopen_keeps_entries_hard_state_conf_state_and_snapshot() {
     assert_eq!((storage.first_index(), storage.last_index(), storage.term(5)), (Ok(6), Ok(20), Ok(7)));
     assert_eq!(all_entries(&storage), entries[5..].to_vec());
 }
+
+#[test]
+fn a_snapshot_whose_hard_state_and_conf_state_a_crash_lost_still_starts_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_conf = ConfState { voters: vec![1, 2, 3], ..Default::default() };
+    let new_conf = ConfState { voters: vec![1, 2, 3, 4], ..Default::default() };
+    {
+        let storage = RaftStorage::open_with_conf_state(dir.path(), Options::default(), old_conf).unwrap();
+        let entries: Vec<Entry> = (1..=10).map(|index| new_entry(index, 2)).collect();
+        storage.append(&entries).unwrap().wait().unwrap();
+        let hard_state = HardState { term: 2, vote: 1, commit: 10, ..Default::default() };
+        storage.set_hard_state(&hard_state).unwrap().wait().unwrap();
+        // `apply_snapshot` writes the snapshot, then the hard state, then the conf state; keep
+        // only the first, as a crash between them can.
+        let data = new_conf.write_to_bytes().unwrap();
+        let meta = raftwal::SnapshotMeta { index: 50, term: 4, data };
+        storage.wal().install_snapshot(meta).unwrap().wait().unwrap();
+        storage.wal().close().unwrap();
+    }
+    let storage = RaftStorage::open(dir.path(), Options::default()).unwrap();
+    let state = storage.initial_state().unwrap();
+    assert_eq!((state.hard_state.term, state.hard_state.commit), (4, 50));
+    assert_eq!(state.conf_state, new_conf);
+    assert_eq!((storage.first_index(), storage.last_index()), (Ok(51), Ok(50)));
+    let config = raft::Config { id: 1, ..Default::default() };
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let node =
+        raft::RawNode::new(&config, storage.clone(), &logger).expect("raft-rs accepts the recovered state");
+    assert_eq!(node.raft.raft_log.committed, 50);
+
+    // A conf state saved after the snapshot wins over the snapshot's.
+    let later = ConfState { voters: vec![1, 2], ..Default::default() };
+    storage.set_conf_state(&later).unwrap().wait().unwrap();
+    assert_eq!(storage.initial_state().unwrap().conf_state, later);
+}

@@ -22,7 +22,9 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
 use crate::{Completion, Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
-/// Identifies this adapter's metadata, and its layout: the protobuf `ConfState` follows.
+/// Identifies this adapter's metadata, and its layout: `{ snapshot_index u64 | ConfState }`,
+/// the index of the snapshot the log held when the conf state was saved (0 if none), then the
+/// protobuf conf state. A snapshot newer than that index carries the newer conf state.
 const METADATA_TAG: &[u8] = b"raft-rs-0.7/1:";
 
 /// raft-rs's `Storage` over a [`Wal`]. Cloning gives another handle to the same log.
@@ -157,24 +159,49 @@ impl RaftStorage {
     /// # Errors
     /// As [`Wal::set_metadata`].
     pub fn set_conf_state(&self, conf_state: &ConfState) -> Result<Completion, Error> {
+        let snapshot_index = self.wal.snapshot_meta().map_or(0, |meta| meta.index);
         let mut metadata = METADATA_TAG.to_vec();
+        metadata.extend(snapshot_index.to_le_bytes());
         metadata.extend(conf_state.write_to_bytes().map_err(codec_error)?);
         self.wal.set_metadata(metadata)
     }
 
-    /// The saved conf state; empty on a new log.
+    /// The conf state: the one saved last, unless a snapshot applied after it (whose conf
+    /// state write a crash lost) is newer. Empty on a new log.
     ///
     /// # Errors
     /// `Io` (`InvalidData`) if the metadata is not this adapter's.
     pub fn conf_state(&self) -> Result<ConfState, Error> {
-        let Some(metadata) = self.wal.metadata() else { return Ok(ConfState::default()) };
-        let body = metadata.strip_prefix(METADATA_TAG).ok_or_else(|| {
-            Error::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the log's metadata is not raft-rs adapter's",
-            ))
-        })?;
-        ConfState::parse_from_bytes(body).map_err(codec_error)
+        let snapshot = self.wal.snapshot_meta();
+        let saved = match self.wal.metadata() {
+            Some(metadata) => {
+                let body = metadata.strip_prefix(METADATA_TAG).ok_or_else(|| {
+                    Error::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the log's metadata is not raft-rs adapter's",
+                    ))
+                })?;
+                let (index, conf_state) = body.split_first_chunk::<8>().ok_or_else(|| {
+                    Error::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "raft-rs adapter's metadata is too short",
+                    ))
+                })?;
+                Some((
+                    u64::from_le_bytes(*index),
+                    ConfState::parse_from_bytes(conf_state).map_err(codec_error)?,
+                ))
+            }
+            None => None,
+        };
+        match (saved, snapshot) {
+            (Some((as_of, _)), Some(meta)) if meta.index > as_of => {
+                ConfState::parse_from_bytes(&meta.data).map_err(codec_error)
+            }
+            (Some((_, conf_state)), _) => Ok(conf_state),
+            (None, Some(meta)) => ConfState::parse_from_bytes(&meta.data).map_err(codec_error),
+            (None, None) => Ok(ConfState::default()),
+        }
     }
 
     /// Applies a snapshot received from the leader, as `MemStorageCore::apply_snapshot` does:
@@ -233,11 +260,15 @@ impl RaftStorage {
 
 impl Storage for RaftStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
+        // `apply_snapshot` writes the snapshot before the hard state that commits it; if a crash
+        // kept only the first, the snapshot still counts as committed.
         let hard_state = self.wal.hard_state().unwrap_or_default();
+        let (snapshot_index, snapshot_term) =
+            self.wal.snapshot_meta().map_or((0, 0), |meta| (meta.index, meta.term));
         let raft_hard_state = RaftHardState {
-            term: hard_state.term,
+            term: hard_state.term.max(snapshot_term),
             vote: hard_state.vote,
-            commit: hard_state.commit,
+            commit: hard_state.commit.max(snapshot_index),
             ..Default::default()
         };
         Ok(RaftState::new(raft_hard_state, self.conf_state().map_err(store_error)?))
