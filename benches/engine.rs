@@ -45,6 +45,17 @@ fn read(c: &mut Criterion) {
             first = first % 98_000 + 1000;
         });
     });
+    // The newest entries sit in the active segment, which is read with pread, not a mapping:
+    // what a leader reads to replicate what it just appended.
+    let active = Wal::open(dir.path().join("active"), Options::default()).unwrap();
+    active.append(&batch(1, 1000)).unwrap().wait().unwrap();
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("recent 100 of 128 B from the active segment", |b| {
+        b.iter(|| {
+            let got = active.entries(901..1001, u64::MAX).unwrap();
+            assert_eq!(got.len(), 100);
+        });
+    });
     group.finish();
 }
 

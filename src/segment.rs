@@ -13,6 +13,10 @@ use crate::state::Entry;
 pub const TEMP_SUFFIX: &str = ".tmp";
 const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 
+/// How far past the last record's start a multi-entry read reads, to take that record in the
+/// same `pread`.
+const READ_AHEAD_BYTES: u64 = 4096;
+
 pub struct Segment {
     pub id: SegmentId,
     /// The checksum seed every record in this segment is sealed with.
@@ -125,6 +129,31 @@ impl Segment {
         }
     }
 
+    /// Reads consecutive entries `first..` whose records start at `offsets`, increasing, all
+    /// written. Without a mapping, one `pread` covers them all, plus `READ_AHEAD_BYTES` for the
+    /// last record; a record longer than that is read on its own.
+    pub fn read_entries(&self, first: u64, offsets: &[u64]) -> Result<Vec<Entry>> {
+        let (Some(&start), Some(&last)) = (offsets.first(), offsets.last()) else { return Ok(Vec::new()) };
+        if self.map.get().is_some() || offsets.len() == 1 {
+            return indexed(first, offsets).map(|(index, offset)| self.read_entry(offset, index)).collect();
+        }
+        debug_assert!(offsets.is_sorted(), "records are read in log order");
+        let end = (last + READ_AHEAD_BYTES).min(self.bytes);
+        let mut span = vec![0u8; (end - start) as usize];
+        self.file.read_exact_at(&mut span, start)?;
+        indexed(first, offsets)
+            .map(|(index, offset)| {
+                let bytes = &span[(offset - start) as usize..];
+                let len =
+                    format::record_bytes(bytes.first_chunk().expect("a record header fits before the end"));
+                if len > bytes.len() {
+                    return self.read_entry(offset, index);
+                }
+                self.decode_entry(bytes, offset, index)
+            })
+            .collect()
+    }
+
     /// Verifies an entry record in `bytes`, which starts at `offset` of this segment.
     pub fn decode_entry(&self, bytes: &[u8], offset: u64, index: u64) -> Result<Entry> {
         let record =
@@ -137,4 +166,9 @@ impl Segment {
         }
         Ok(Entry { index, term: record.head.term, data: record.payload.to_vec() })
     }
+}
+
+/// `(first + i, offsets[i])`: never past the last index, so it cannot overflow.
+fn indexed(first: u64, offsets: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    offsets.iter().enumerate().map(move |(at, &offset)| (first + at as u64, offset))
 }

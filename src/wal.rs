@@ -222,6 +222,9 @@ impl Core {
     }
 }
 
+/// The most bytes between the first and last record `entries` reads with one `pread`.
+const RUN_BYTES: u64 = 1 << 20;
+
 enum Source {
     File(Arc<Segment>, u64),
     Read(Entry),
@@ -641,16 +644,31 @@ impl Wal {
         };
         let mut entries = Vec::with_capacity(sources.len());
         let mut total = 0u64;
-        for (index, source) in range.zip(sources) {
-            let entry = match source {
-                Source::File(segment, offset) => segment.read_entry(offset, index)?,
-                Source::Read(entry) => entry,
+        let mut sources = range.zip(sources).peekable();
+        while let Some((index, source)) = sources.next() {
+            let read = match source {
+                Source::File(segment, offset) => {
+                    // Consecutive records of one segment are read together, up to RUN_BYTES apart.
+                    let mut offsets = vec![offset];
+                    while let Some((_, Source::File(next, at))) = sources.peek()
+                        && Arc::ptr_eq(next, &segment)
+                        && *at > offset
+                        && *at - offset <= RUN_BYTES
+                    {
+                        offsets.push(*at);
+                        sources.next();
+                    }
+                    segment.read_entries(index, &offsets)?
+                }
+                Source::Read(entry) => vec![entry],
             };
-            total += entry.data.len() as u64;
-            if total > max_bytes && !entries.is_empty() {
-                break;
+            for entry in read {
+                total += entry.data.len() as u64;
+                if total > max_bytes && !entries.is_empty() {
+                    return Ok(entries);
+                }
+                entries.push(entry);
             }
-            entries.push(entry);
         }
         Ok(entries)
     }

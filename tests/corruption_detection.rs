@@ -176,3 +176,31 @@ fn reads_verify_checksums_after_open() {
         other => panic!("expected corruption, got {other:?}"),
     }
 }
+
+#[test]
+fn range_reads_from_the_active_segment_verify_every_record() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), &Options::default());
+    let mut model = Model::default();
+    model.append(&wal, &entries(1..51, 1));
+    let active = newest_with_records(dir.path());
+    let records: std::collections::BTreeMap<u64, u64> =
+        entry_records(&active).into_iter().map(|(offset, index)| (index, offset)).collect();
+    let file = std::fs::OpenOptions::new().write(true).open(&active).unwrap();
+    // A flipped payload byte in entry 20, and a record length in entry 30 that runs far past
+    // the end of any read.
+    file.write_all_at(&[0xff], records[&20] + 40).unwrap();
+    file.write_all_at(&0xffff_fff0u32.to_le_bytes(), records[&30]).unwrap();
+
+    assert_eq!(wal.entries(1..20, u64::MAX).unwrap().len(), 19, "the records before the damage read");
+    for (range, damaged) in [(1..51, 20), (21..51, 30), (25..31, 30)] {
+        match wal.entries(range.clone(), u64::MAX) {
+            Err(Error::Corruption { path, offset, .. }) => {
+                assert_eq!((path, offset), (active.clone(), records[&damaged]))
+            }
+            other => panic!("{range:?}: expected corruption at entry {damaged}, got {other:?}"),
+        }
+    }
+    assert_eq!(wal.entries(31..51, u64::MAX).unwrap().len(), 20, "the records after the damage read");
+}
