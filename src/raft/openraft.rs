@@ -10,7 +10,8 @@
 //! - `append` hands the entries to the group commit and returns at once; the `IOFlushed`
 //!   callback runs on raftwal's committer thread after the fdatasync that covers them, in
 //!   submission order.
-//! - `save_vote` returns once the vote, and everything submitted before it, is durable.
+//! - `save_vote` returns once the vote, and everything submitted before it, is durable; it
+//!   awaits the group commit on openraft's runtime rather than blocking the task.
 //! - `save_committed` rides along with the next write and does not wait.
 //! - `purge` first records the purged log id, then drops the entries; opening finishes a purge
 //!   that a crash cut between the two. A purge past the last entry empties the log, and the next
@@ -24,7 +25,9 @@ use std::sync::Arc;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::{LogIdOf, VoteOf};
+use openraft::type_config::async_runtime::OneshotSender;
 use openraft::{OptionalSend, RaftLogReader, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -135,7 +138,15 @@ where
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<C>) -> io::Result<()> {
-        self.store.save_vote(vote.clone()).map_err(io_error)
+        let (durable, receiver) = C::oneshot();
+        self.store
+            .save_vote(vote.clone(), move |result| {
+                let _ = durable.send(result);
+            })
+            .map_err(io_error)?;
+        let result =
+            receiver.await.map_err(|_| io::Error::other("the log closed before the vote was durable"))?;
+        result.map_err(io_error)
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> io::Result<()> {

@@ -17,10 +17,11 @@ use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::Arc;
 
+use openraft_v09::async_runtime::AsyncOneshotSendExt;
 use openraft_v09::storage::{LogFlushed, RaftLogStorage};
 use openraft_v09::{
-    LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError,
-    Vote,
+    AsyncRuntime, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError,
+    StorageIOError, Vote,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -149,9 +150,15 @@ where
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let write_error = |error| StorageIOError::write_vote(&io_error(error)).into();
+        let (durable, receiver) = C::AsyncRuntime::oneshot();
         self.store
-            .save_vote(vote.clone())
-            .map_err(|error| StorageIOError::write_vote(&io_error(error)).into())
+            .save_vote(vote.clone(), move |result| {
+                let _ = durable.send(result);
+            })
+            .map_err(write_error)?;
+        let closed = || Error::Io(std::io::Error::other("the log closed before the vote was durable"));
+        receiver.await.unwrap_or_else(|_| Err(closed())).map_err(write_error)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {

@@ -91,9 +91,14 @@ where
         self.wal.set_metadata(bytes)
     }
 
-    /// Saves the vote; returns once it, and everything before it, is durable.
-    pub fn save_vote(&self, vote: V) -> Result<(), Error> {
-        self.save(|saved| saved.vote = Some(vote))?.wait()
+    /// Saves the vote; `durable` runs once it, and everything before it, is durable.
+    pub fn save_vote(
+        &self,
+        vote: V,
+        durable: impl FnOnce(Result<(), Error>) + Send + 'static,
+    ) -> Result<(), Error> {
+        drop(self.save(|saved| saved.vote = Some(vote))?);
+        self.wal.sync_with(durable)
     }
 
     /// Saves the committed log id along with the next write, without waiting.
