@@ -9,6 +9,8 @@ use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
 use raftwal::{Entry, Options, Wal};
 
+use super::Payloads;
+
 pub type Error = String;
 
 /// One closed-loop writer of the independent workload.
@@ -25,14 +27,14 @@ pub trait Engine: Send + Sync {
     /// returns the entries completed, recording each one's submit-to-durable latency.
     fn pipelined(
         &self,
-        payload: &[u8],
+        payload: &Payloads,
         window: usize,
         deadline: Instant,
         latency: &mut Histogram<u64>,
     ) -> Result<u64, Error>;
-    /// Appends entries of `payload` to one group without waiting for durability, then syncs
+    /// Appends `entries` entries to one group without waiting for durability, then syncs
     /// once: a log to recover or read.
-    fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error>;
+    fn fill(&self, payload: &Payloads, entries: u64) -> Result<(), Error>;
     /// Reads `count` entries starting at entry `from` (1-based) of the group `fill` wrote.
     fn read(&self, from: u64, count: u64) -> Result<u64, Error>;
     /// fdatasyncs issued so far, if the engine counts them.
@@ -170,7 +172,7 @@ impl Engine for RaftwalEngine {
 
     fn pipelined(
         &self,
-        payload: &[u8],
+        payload: &Payloads,
         window: usize,
         deadline: Instant,
         latency: &mut Histogram<u64>,
@@ -185,7 +187,7 @@ impl Engine for RaftwalEngine {
             || {
                 let latencies = latencies.clone();
                 let submitted = Instant::now();
-                let entry = [RaftwalEngine::entry(next, payload)];
+                let entry = [RaftwalEngine::entry(next, payload.at(next))];
                 self.wal
                     .append_with(&entry, move |result| {
                         if result.is_ok() {
@@ -202,7 +204,7 @@ impl Engine for RaftwalEngine {
         Ok(completed)
     }
 
-    fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error> {
+    fn fill(&self, payload: &Payloads, entries: u64) -> Result<(), Error> {
         let mut next = self.next.lock().expect("not poisoned");
         let batch = (64 << 10) / (payload.len() as u64 + 64).max(1) + 1;
         let mut done = None;
@@ -210,7 +212,7 @@ impl Engine for RaftwalEngine {
         while *next < end {
             let count = batch.min(end - *next);
             let chunk: Vec<Entry> =
-                (*next..*next + count).map(|index| RaftwalEngine::entry(index, payload)).collect();
+                (*next..*next + count).map(|index| RaftwalEngine::entry(index, payload.at(index))).collect();
             done = Some(self.wal.append(&chunk).map_err(|error| error.to_string())?);
             *next += count;
         }

@@ -11,6 +11,7 @@ mod report;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -218,7 +219,7 @@ fn measure(
     args: &Args,
     round: usize,
 ) -> Result<Vec<Measurement>, String> {
-    let payload = payload(config.entry_bytes);
+    let payload = Payloads::new(config.entry_bytes);
     let engine = kind.open(dir)?;
     std::thread::sleep(SETTLE);
     let base = Measurement {
@@ -282,7 +283,7 @@ fn measure(
 
 fn independent(
     engine: &dyn Engine,
-    payload: &[u8],
+    payload: &Payloads,
     threads: usize,
     seconds: Duration,
     base: Measurement,
@@ -298,7 +299,7 @@ fn independent(
                     let mut done = 0;
                     while Instant::now() < deadline {
                         let begun = Instant::now();
-                        appender.append(payload)?;
+                        appender.append(payload.at((thread as u64) << 32 | done))?;
                         latency.saturating_record(begun.elapsed().as_micros() as u64);
                         done += 1;
                     }
@@ -369,18 +370,41 @@ fn read(
     Ok(out)
 }
 
-/// Pseudo-random bytes: raft-engine compresses batches, and a compressible payload would
-/// measure its compressor rather than its log.
-fn payload(bytes: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..bytes)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+/// Entry payloads: pseudo-random bytes, different for every entry. raft-engine compresses each
+/// batch above 8 KiB with LZ4; a payload repeated from entry to entry would compress across
+/// the entries of a batch and measure its compressor rather than its log.
+#[derive(Clone)]
+pub struct Payloads {
+    pool: Arc<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Bytes of random data the payloads are cut from: far more than LZ4's 64 KiB window.
+const PAYLOAD_POOL_BYTES: usize = 16 << 20;
+
+impl Payloads {
+    pub fn new(bytes: usize) -> Payloads {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let pool = (0..PAYLOAD_POOL_BYTES + bytes)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        Payloads { pool: Arc::new(pool), bytes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes
+    }
+
+    /// The payload of entry `n`: consecutive entries are cut about 1 MB apart in the pool.
+    pub fn at(&self, n: u64) -> &[u8] {
+        let start = (n.wrapping_mul(1_000_003) % PAYLOAD_POOL_BYTES as u64) as usize;
+        &self.pool[start..start + self.bytes]
+    }
 }
 
 /// User + system CPU seconds of this process so far, from /proc (Linux).

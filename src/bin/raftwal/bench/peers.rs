@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use hdrhistogram::Histogram;
 use raft_proto::eraftpb::Entry;
 
+use super::Payloads;
 use super::engines::{Appender, Engine, Error, keep_in_flight};
 
 #[derive(Clone)]
@@ -73,7 +74,7 @@ impl Engine for RaftEngine {
     /// One writer drains whatever the submitter has queued into one `LogBatch` per synced write.
     fn pipelined(
         &self,
-        payload: &[u8],
+        payload: &Payloads,
         window: usize,
         deadline: Instant,
         latency: &mut Histogram<u64>,
@@ -81,13 +82,14 @@ impl Engine for RaftEngine {
         let (queue, queued): (Sender<Instant>, Receiver<Instant>) = bounded(window);
         let (done, finished) = unbounded::<Result<Duration, Error>>();
         let engine = self.engine.clone();
-        let payload_owned = payload.to_vec();
+        let payload_owned = payload.clone();
         let mut next = self.next_index(GROUP);
         let writer = std::thread::spawn(move || {
             while let Ok(first) = queued.recv() {
                 let submitted: Vec<Instant> = std::iter::once(first).chain(queued.try_iter()).collect();
-                let entries: Vec<Entry> =
-                    (next..next + submitted.len() as u64).map(|index| entry(index, &payload_owned)).collect();
+                let entries: Vec<Entry> = (next..next + submitted.len() as u64)
+                    .map(|index| entry(index, payload_owned.at(index)))
+                    .collect();
                 let mut batch = raft_engine::LogBatch::with_capacity(entries.len());
                 let written = batch
                     .add_entries::<EntryType>(GROUP, &entries)
@@ -111,13 +113,14 @@ impl Engine for RaftEngine {
         completed
     }
 
-    fn fill(&self, payload: &[u8], entries: u64) -> Result<(), Error> {
+    fn fill(&self, payload: &Payloads, entries: u64) -> Result<(), Error> {
         let mut next = self.next_index(GROUP);
         let end = next + entries;
         let per_batch = ((256 << 10) / payload.len().max(1) as u64).max(1);
         while next < end {
             let count = per_batch.min(end - next);
-            let chunk: Vec<Entry> = (next..next + count).map(|index| entry(index, payload)).collect();
+            let chunk: Vec<Entry> =
+                (next..next + count).map(|index| entry(index, payload.at(index))).collect();
             let mut batch = raft_engine::LogBatch::with_capacity(chunk.len());
             batch.add_entries::<EntryType>(GROUP, &chunk).map_err(error)?;
             self.engine.write(&mut batch, false).map_err(error)?;
@@ -169,11 +172,11 @@ impl Engine for Okaywal {
         Box::new(OkaywalAppender { wal: &self.wal })
     }
 
-    fn pipelined(&self, _: &[u8], _: usize, _: Instant, _: &mut Histogram<u64>) -> Result<u64, Error> {
+    fn pipelined(&self, _: &Payloads, _: usize, _: Instant, _: &mut Histogram<u64>) -> Result<u64, Error> {
         Err("okaywal has no asynchronous append".into())
     }
 
-    fn fill(&self, _: &[u8], _: u64) -> Result<(), Error> {
+    fn fill(&self, _: &Payloads, _: u64) -> Result<(), Error> {
         Err("okaywal is measured on appends only".into())
     }
 
