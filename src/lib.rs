@@ -31,8 +31,9 @@
 //!
 //! Features: `sim` adds the `sim` module, a simulated file system with power loss and fault injection,
 //! and the fuzz harnesses; `cli` builds the `raftwal` tool; `compare` lets its benchmark run
-//! raft-engine and okaywal side by side. [`inspect`] reads and repairs a directory without
-//! opening a `Wal`.
+//! raft-engine and okaywal side by side; `openraft` (openraft 0.10), `openraft-v09` (openraft
+//! 0.9 with `storage-v2`) and `raft-rs` (raft 0.7) add the log-store adapters in [`raft`].
+//! [`inspect`] reads and repairs a directory without opening a `Wal`.
 
 mod commit;
 mod error;
