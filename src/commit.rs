@@ -7,6 +7,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering as AtomicOrdering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
@@ -50,6 +51,9 @@ pub struct Queue {
     /// Operations queued.
     pub ops: u64,
     pub callbacks: Vec<Callback>,
+    /// The thread that queued the first operation, and whether any other thread queued one.
+    pub submitter: Option<ThreadId>,
+    pub many_submitters: bool,
     /// fdatasync after this batch even in `SyncMode::None`.
     pub force_sync: bool,
     /// Once this batch is durable, segments below this id hold nothing live.
@@ -59,6 +63,14 @@ pub struct Queue {
 impl Queue {
     pub fn is_empty(&self) -> bool {
         self.last_seq == 0
+    }
+
+    /// Notes which thread queued an operation.
+    pub fn submitted_by(&mut self, thread: ThreadId) {
+        match self.submitter {
+            None => self.submitter = Some(thread),
+            Some(first) => self.many_submitters |= first != thread,
+        }
     }
 }
 
@@ -161,7 +173,9 @@ pub const COMMIT_DELAY_MAX: Duration = Duration::from_micros(200);
 /// whose waiters it just woke are the next batch the submitters will likely produce. The
 /// committer holds the next batch until that many have arrived, for at most
 /// `COMMIT_DELAY_MAX`, so closed-loop submitters end up in one batch instead of leapfrogging
-/// in two. With one submitter the expectation is one operation, and nothing waits.
+/// in two. When one thread queued the whole batch, nothing waits: a lone submitter, however
+/// many operations it keeps in flight, queues them one after another, and its next ones are
+/// better gathered while this batch syncs than before it starts.
 pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
     let mut expected: u64 = 1;
     loop {
@@ -202,6 +216,7 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
                 sync: batch.force_sync
                     || (shared.options.sync == SyncMode::Data && !core.inflight.is_empty()),
                 delete_below: batch.delete_below,
+                many_submitters: batch.many_submitters,
                 poisoned: core.poisoned.clone(),
             }
         };
@@ -230,7 +245,7 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
                 }
             }
             core.inflight = Arc::default();
-            expected = (core.queue.ops + batch.ops).max(1);
+            expected = if batch.many_submitters { (core.queue.ops + batch.ops).max(1) } else { 1 };
         }
         match &result {
             Ok(()) => shared.durability.publish(batch.last_seq),
@@ -252,6 +267,7 @@ struct Batch {
     callbacks: Vec<Callback>,
     sync: bool,
     delete_below: Option<SegmentId>,
+    many_submitters: bool,
     poisoned: Option<Arc<io::Error>>,
 }
 
@@ -277,4 +293,23 @@ fn write(shared: &Shared, current: &mut Arc<Segment>, batch: &Batch) -> io::Resu
     }
     stats.batches.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_tells_one_submitter_from_many() {
+        let mut queue = Queue::default();
+        let me = std::thread::current().id();
+        queue.submitted_by(me);
+        queue.submitted_by(me);
+        assert!(!queue.many_submitters, "one thread queued both");
+        let other = std::thread::spawn(|| std::thread::current().id()).join().unwrap();
+        queue.submitted_by(other);
+        assert!(queue.many_submitters);
+        queue.submitted_by(me);
+        assert!(queue.many_submitters, "stays set until the queue is taken");
+    }
 }

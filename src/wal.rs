@@ -192,6 +192,7 @@ impl Core {
         self.next_seq += 1;
         self.queue.last_seq = seq;
         self.queue.ops += 1;
+        self.queue.submitted_by(std::thread::current().id());
         self.queue.callbacks.extend(callback);
         seq
     }
