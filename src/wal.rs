@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -79,6 +80,8 @@ pub(crate) struct Counters {
     pub fsyncs: AtomicU64,
     pub batches: AtomicU64,
     pub segments_created: AtomicU64,
+    pub segment_waits: AtomicU64,
+    pub segment_wait_micros: AtomicU64,
     pub segments_deleted: AtomicU64,
     pub housekeeping_errors: AtomicU64,
 }
@@ -98,6 +101,11 @@ pub struct Stats {
     /// Write batches the committer took from the queue.
     pub batches: u64,
     pub segments_created: u64,
+    /// Times an operation found the active segment full and no spare ready, and waited for the
+    /// housekeeper to preallocate one; and the microseconds so spent, summed over waiters.
+    /// Appends stall there when the log is written faster than zeros can be.
+    pub segment_waits: u64,
+    pub segment_wait_micros: u64,
     pub segments_deleted: u64,
     /// Obsolete segments the housekeeper failed to delete (the next open deletes them).
     pub housekeeping_errors: u64,
@@ -235,6 +243,7 @@ impl Shared {
     /// Locks the core once it can take an operation of `bytes` bytes: the queue has space and
     /// the active segment has room (rotating to a spare if needed).
     fn lock_for(&self, bytes: usize) -> Result<MutexGuard<'_, Core>> {
+        let mut stall = Stall { counters: &self.stats, since: None };
         let mut core = self.core.lock();
         loop {
             core.check_usable()?;
@@ -265,6 +274,7 @@ impl Shared {
                 return Err(Error::Io(error));
             }
             let _ = self.chores.send(Chore::Replenish);
+            stall.since.get_or_insert_with(Instant::now);
             self.progress.wait(&mut core);
         }
     }
@@ -283,6 +293,22 @@ impl Shared {
             self.work.notify_one();
         }
         Completion::new(shared.clone(), seq)
+    }
+}
+
+/// Counts one wait for a preallocated segment, however many wake-ups it took, when dropped.
+struct Stall<'a> {
+    counters: &'a Counters,
+    since: Option<Instant>,
+}
+
+impl Drop for Stall<'_> {
+    fn drop(&mut self) {
+        if let Some(since) = self.since {
+            self.counters.segment_waits.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.counters.segment_wait_micros.fetch_add(micros, Ordering::Relaxed);
+        }
     }
 }
 
@@ -754,6 +780,8 @@ impl Wal {
             fsyncs: load(&counters.fsyncs),
             batches: load(&counters.batches),
             segments_created: load(&counters.segments_created),
+            segment_waits: load(&counters.segment_waits),
+            segment_wait_micros: load(&counters.segment_wait_micros),
             segments_deleted: load(&counters.segments_deleted),
             housekeeping_errors: load(&counters.housekeeping_errors),
             segments,

@@ -120,3 +120,27 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+#[test]
+fn appends_that_outrun_preallocation_are_counted_as_segment_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = raftwal::Options { sync: raftwal::SyncMode::None, ..small_segments() };
+    let wal = open(dir.path(), &options);
+    wal.append(&entries(1..3, 1)).unwrap().wait().unwrap();
+    assert_eq!(wal.stats().segment_waits, 0, "no rotation yet");
+
+    // Each append fills most of an 8 KiB segment, and nothing waits for an fsync: the appender
+    // needs a new segment far faster than the housekeeper can write and sync one.
+    let big = |index| raftwal::Entry { index, term: 1, data: vec![7; 5000] };
+    for index in 3..43 {
+        drop(wal.append(&[big(index)]).unwrap());
+    }
+    wal.sync().unwrap();
+    let stats = wal.stats();
+    assert!(
+        stats.segment_waits >= 1 && stats.segment_waits <= 40,
+        "40 rotations, at most one wait each: {stats:?}"
+    );
+    assert!(stats.segment_wait_micros > 0, "{stats:?}");
+    assert_eq!(wal.entry(42).unwrap().data, vec![7; 5000]);
+}

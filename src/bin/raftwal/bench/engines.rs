@@ -43,6 +43,11 @@ pub trait Engine: Send + Sync {
     fn index_bytes_per_entry(&self) -> Option<f64> {
         None
     }
+    /// Time appenders have spent waiting for a preallocated segment so far, summed over
+    /// appenders, if the engine reports it.
+    fn segment_wait(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Keeps `window` submissions in flight until `deadline`, then waits for the rest, recording the
@@ -233,6 +238,10 @@ impl Engine for RaftwalEngine {
 
     fn fsyncs(&self) -> Option<u64> {
         Some(self.wal.stats().fsyncs)
+    }
+
+    fn segment_wait(&self) -> Option<Duration> {
+        Some(Duration::from_micros(self.wal.stats().segment_wait_micros))
     }
 
     fn index_bytes_per_entry(&self) -> Option<f64> {

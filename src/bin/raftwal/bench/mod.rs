@@ -205,6 +205,7 @@ fn measure_disk(dir: &Path, pattern: Pattern, seconds: f64, round: usize) -> raf
         latency: Some(run.latency),
         cpu_seconds: cpu_since(cpu),
         index_bytes_per_entry: None,
+        segment_wait: None,
     })
 }
 
@@ -236,6 +237,7 @@ fn measure(
         latency: None,
         cpu_seconds: None,
         index_bytes_per_entry: None,
+        segment_wait: None,
     };
     let seconds = Duration::from_secs_f64(args.seconds);
     Ok(match config.workload {
@@ -243,9 +245,11 @@ fn measure(
         Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
         Workload::Pipelined => {
             let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
+            let waited = engine.segment_wait();
             let mut latency = report::latency_histogram();
             let entries = engine.pipelined(&payload, config.in_flight, started + seconds, &mut latency)?;
             vec![Measurement {
+                segment_wait: engine.segment_wait().zip(waited).map(|(after, before)| after - before),
                 workload: "pipelined",
                 entries,
                 elapsed: started.elapsed(),
@@ -289,6 +293,7 @@ fn independent(
     base: Measurement,
 ) -> Result<Measurement, String> {
     let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
+    let waited = engine.segment_wait();
     let deadline = started + seconds;
     let runs = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -325,6 +330,7 @@ fn independent(
         elapsed,
         payload_bytes: entries * payload.len() as u64,
         fsyncs: engine.fsyncs().zip(fsyncs).map(|(after, before)| after - before),
+        segment_wait: engine.segment_wait().zip(waited).map(|(after, before)| after - before),
         latency: Some(latency),
         cpu_seconds: cpu_since(cpu),
         ..base

@@ -28,6 +28,8 @@ pub struct Measurement {
     pub latency: Option<Histogram<u64>>,
     pub cpu_seconds: Option<f64>,
     pub index_bytes_per_entry: Option<f64>,
+    /// Time appenders waited for a preallocated segment, summed over appenders.
+    pub segment_wait: Option<Duration>,
 }
 
 impl Measurement {
@@ -73,6 +75,7 @@ impl Measurement {
             "p999_us": self.quantile_us(0.999),
             "cpu_seconds": self.cpu_seconds,
             "index_bytes_per_entry": self.index_bytes_per_entry,
+            "segment_wait_ms": self.segment_wait.map(|wait| wait.as_secs_f64() * 1e3),
         })
     }
 }
@@ -189,7 +192,28 @@ pub fn print(measurements: &[Measurement], compare: bool) {
         }
     }
     println!();
+    print_segment_waits(measurements);
     print_targets(measurements, compare, disk_p50);
+}
+
+/// Where raftwal's appends stalled because the housekeeper had no preallocated segment ready:
+/// the median over rounds of the waits (summed over waiting appenders) as a share of the run.
+fn print_segment_waits(measurements: &[Measurement]) {
+    let mut header = false;
+    for ((workload, threads, bytes, in_flight), runs) in grouped(measurements) {
+        let share = median_of(&runs, "raftwal", |run| {
+            Some(run.segment_wait?.as_secs_f64() / run.elapsed.as_secs_f64())
+        });
+        let Some(share) = share.filter(|share| *share >= 0.005) else { continue };
+        if !header {
+            println!("raftwal appends waiting for a preallocated segment (waits as a share of the run):");
+            header = true;
+        }
+        println!("  {workload} T={threads} S={bytes} W={in_flight}: {:.0}%", share * 100.0);
+    }
+    if header {
+        println!();
+    }
 }
 
 /// The targets of the design, each with its measured figure.
