@@ -56,6 +56,9 @@ impl Segment {
             while at < bytes {
                 let len = (bytes - at).min(ZEROS_CHUNK_BYTES as u64) as usize;
                 file.write_all_at(&zeros[..len], at)?;
+                // One chunk at a time to the disk: flushed all at once by the sync below, 64 MiB
+                // of zeros would queue ahead of the log's own writes and fdatasyncs.
+                file.write_back(at, len as u64)?;
                 at += len as u64;
             }
             file.sync_all()?;
