@@ -113,16 +113,16 @@ fn regression_segment_name_relied_on_before_the_directory_was_synced() {
         for seed in 0..8 {
             let fs = SimFs::new(seed, 512);
             fs.plan(failing_op, Fault::Eio);
-            if let Ok(wal) = Wal::open_with_fs(Arc::new(fs.clone()), "/wal", options.clone()) {
+            if let Ok(wal) = Wal::open_with_fs(Arc::new(fs.process()), "/wal", options.clone()) {
                 drop(wal);
             }
             fs.clear_plan();
-            let wal = Wal::open_with_fs(Arc::new(fs.clone()), "/wal", options.clone()).unwrap();
+            let wal = Wal::open_with_fs(Arc::new(fs.process()), "/wal", options.clone()).unwrap();
             let acked = entries(1..3, 1);
             wal.append(&acked).unwrap().wait().unwrap();
             fs.power_loss();
             drop(wal);
-            let wal = Wal::open_with_fs(Arc::new(fs.clone()), "/wal", options.clone()).unwrap();
+            let wal = Wal::open_with_fs(Arc::new(fs.process()), "/wal", options.clone()).unwrap();
             assert_eq!(
                 wal.entries(1..3, u64::MAX).ok(),
                 Some(acked),

@@ -51,7 +51,7 @@ impl Run {
 
     fn open(&self, recovery: RecoveryMode) -> raftwal::Result<Wal> {
         let options = Options { recovery, ..self.options.clone() };
-        Wal::open_with_fs(Arc::new(self.sim.clone()), DIR, options)
+        Wal::open_with_fs(Arc::new(self.sim.process()), DIR, options)
     }
 
     /// Opens after a crash and checks the state against `history`; `None` if the open itself was

@@ -37,7 +37,7 @@ pub fn decode(data: &[u8]) {
     }
     for recovery in [RecoveryMode::TornTail, RecoveryMode::Strict, RecoveryMode::Salvage] {
         let options = Options { segment_bytes: 4096, recovery, ..Options::default() };
-        if let Ok(wal) = Wal::open_with_fs(Arc::new(fs.clone()), DIR, options) {
+        if let Ok(wal) = Wal::open_with_fs(Arc::new(fs.process()), DIR, options) {
             State::read(&wal).expect("a log that opened reads back");
             wal.close().expect("close");
         }
@@ -115,7 +115,7 @@ fn run_crash_model(input: &mut Unstructured<'_>) -> ArbitraryResult<()> {
 fn reopen(fs: &SimFs, options: &Options, history: &mut History) -> Option<Wal> {
     let losses = fs.power_losses();
     let cut_short = |error: &Error| fs.power_losses() > losses || injected(error);
-    let wal = match Wal::open_with_fs(Arc::new(fs.clone()), DIR, options.clone()) {
+    let wal = match Wal::open_with_fs(Arc::new(fs.process()), DIR, options.clone()) {
         Ok(wal) => wal,
         Err(error) if cut_short(&error) => return None,
         Err(error) => panic!("open failed: {error}"),

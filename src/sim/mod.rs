@@ -6,7 +6,8 @@
 //! subset of its sectors kept). Unsynced directory changes (create, rename, remove) survive as a
 //! random prefix, as an ordered metadata journal would keep them. Faults can be planned by
 //! operation number: a power loss, an EIO, or ENOSPC once the files hold a byte budget. After a
-//! power loss every handle opened before it fails with EIO, so a `Wal` still running on the old
+//! power loss every handle opened before it fails with EIO, and so does every path operation
+//! through a [`SimFs::process`] view taken before it, so a `Wal` still running on the old
 //! "machine" cannot touch the new image.
 //!
 //! Everything random comes from the seed; with one submitting thread the operation sequence of
@@ -186,9 +187,15 @@ fn apply(names: &mut BTreeMap<PathBuf, Ino>, op: DirOp) {
 }
 
 /// The simulated file system. Clones share one world.
+///
+/// Give a `Wal` a [`SimFs::process`] view: a power loss ends the process that was running, so
+/// every later call through that view fails with EIO, path operations included. Through any
+/// other view the file system carries on after a power loss as the next boot sees it.
 #[derive(Clone, Debug)]
 pub struct SimFs {
     world: Arc<Mutex<World>>,
+    /// The generation whose process this view belongs to; `None` follows power losses.
+    process: Option<u64>,
 }
 
 impl SimFs {
@@ -212,7 +219,20 @@ impl SimFs {
                 locked: Vec::new(),
                 power_losses: 0,
             })),
+            process: None,
         }
+    }
+
+    /// This file system as the process running now sees it: once the power is lost, every call
+    /// through the view, and through the handles and locks it gave out, fails with EIO.
+    pub fn process(&self) -> SimFs {
+        let generation = self.world.lock().generation;
+        SimFs { world: self.world.clone(), process: Some(generation) }
+    }
+
+    /// The generation the calls of this view run in.
+    fn generation(&self, world: &World) -> u64 {
+        self.process.unwrap_or(world.generation)
     }
 
     /// Operations run so far.
@@ -288,7 +308,7 @@ impl Fs for SimFs {
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut world = self.world.lock();
-        let generation = world.generation;
+        let generation = self.generation(&world);
         world.begin(generation)?;
         Ok(world
             .names
@@ -300,7 +320,7 @@ impl Fs for SimFs {
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
         let mut world = self.world.lock();
-        let generation = world.generation;
+        let generation = self.generation(&world);
         world.begin(generation)?;
         let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
         Ok(self.handle(ino, generation))
@@ -308,7 +328,7 @@ impl Fs for SimFs {
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
         let mut world = self.world.lock();
-        let generation = world.generation;
+        let generation = self.generation(&world);
         world.begin(generation)?;
         if world.names.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
@@ -322,7 +342,7 @@ impl Fs for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut world = self.world.lock();
-        let generation = world.generation;
+        let generation = self.generation(&world);
         world.begin(generation)?;
         world.names.remove(path).ok_or(io::ErrorKind::NotFound)?;
         world.dir_log.push(DirOp::Unlink(path.to_path_buf()));
@@ -331,7 +351,7 @@ impl Fs for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut world = self.world.lock();
-        let generation = world.generation;
+        let generation = self.generation(&world);
         world.begin(generation)?;
         let ino = world.names.remove(from).ok_or(io::ErrorKind::NotFound)?;
         world.names.insert(to.to_path_buf(), ino);
@@ -341,7 +361,7 @@ impl Fs for SimFs {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         let mut world = self.world.lock();
-        let generation = world.generation;
+        let generation = self.generation(&world);
         world.begin(generation)?;
         world.durable_names = world.names.clone();
         world.dir_log.clear();
@@ -350,15 +370,15 @@ impl Fs for SimFs {
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
         let mut world = self.world.lock();
+        let generation = self.generation(&world);
+        if generation != world.generation {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
         if world.locked.iter().any(|held| held == path) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         world.locked.push(path.to_path_buf());
-        Ok(Box::new(SimLock {
-            world: self.world.clone(),
-            path: path.to_path_buf(),
-            generation: world.generation,
-        }))
+        Ok(Box::new(SimLock { world: self.world.clone(), path: path.to_path_buf(), generation }))
     }
 
     fn salt(&self) -> u64 {
@@ -508,6 +528,33 @@ mod tests {
             outcomes.insert(names);
         }
         assert_eq!(outcomes.len(), 3, "never created, created, renamed: {outcomes:?}");
+    }
+
+    #[test]
+    fn a_process_cut_off_by_a_power_loss_cannot_touch_the_next_image() {
+        let fs = SimFs::new(3, 512);
+        let old = fs.process();
+        drop(old.create_new(&path("a")).unwrap());
+        old.sync_dir(Path::new("/wal")).unwrap();
+        let lock = old.lock(&path("LOCK")).unwrap();
+        fs.power_loss();
+        for refused in [
+            old.remove(&path("a")).unwrap_err(),
+            old.rename(&path("a"), &path("b")).unwrap_err(),
+            old.open(&path("a")).err().unwrap(),
+            old.create_new(&path("c")).err().unwrap(),
+            old.list(Path::new("/wal")).unwrap_err(),
+            old.sync_dir(Path::new("/wal")).unwrap_err(),
+            old.lock(&path("LOCK2")).err().unwrap(),
+        ] {
+            assert_eq!(refused.raw_os_error(), Some(EIO), "{refused}");
+        }
+        assert_eq!(fs.paths(), [path("a")], "the old process changed the new image");
+        drop(lock);
+        let new = fs.process();
+        drop(new.lock(&path("LOCK")).expect("the lock died with its process"));
+        new.rename(&path("a"), &path("b")).unwrap();
+        assert_eq!(fs.paths(), [path("b")]);
     }
 
     #[test]
