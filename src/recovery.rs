@@ -11,6 +11,9 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::format::{
@@ -167,11 +170,11 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
             }
         }
     }
-    while let Some(last) = analysis.segments.last() {
-        last.seal()?;
-        if !is_blank(last.bytes_of(SEGMENT_HEADER_BYTES as u64)) {
-            break;
-        }
+    for segment in &analysis.segments {
+        segment.seal()?;
+    }
+    let prescans = prescan_all(&analysis.segments);
+    while analysis.segments.last().is_some_and(|_| prescans[analysis.segments.len() - 1].blank) {
         let mut spare = analysis.segments.pop().expect("last exists");
         spare.unseal();
         analysis.spares.push_front(spare);
@@ -179,11 +182,12 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
     let newest = analysis.segments.last().map(|segment| segment.id);
     let mut replay = Replay { log: None, records: 0, record_bytes: 0, last_entry: None };
     for (at, segment) in analysis.segments.iter().enumerate() {
-        segment.seal()?;
-        let scan = replay.segment(segment);
+        let prescan = &prescans[at];
+        let scan = replay.segment(segment, prescan);
         let bytes = segment.bytes_of(0);
         let stop = scan.stop as usize;
-        let tail = Tail::after(bytes, stop, segment.seed);
+        let tail =
+            if scan.stop == prescan.end { prescan.tail } else { Tail::after(bytes, stop, segment.seed) };
         analysis.summaries.push(SegmentSummary {
             id: segment.id,
             path: segment.path.clone(),
@@ -384,7 +388,74 @@ fn is_blank(bytes: &[u8]) -> bool {
         && chunks.remainder().iter().all(|&b| b == 0)
 }
 
+/// How many threads at most read segments at once while opening.
+const PRESCAN_THREADS_MAX: usize = 8;
+
+/// A segment read without replaying it, so that all of them can be read at once: checksums
+/// and the zeros after the records are most of the work of opening a log, and only the replay
+/// of the records must go in order.
+struct Prescan {
+    /// Nothing but zeros after the header: a preallocated spare if no later segment holds
+    /// records.
+    blank: bool,
+    /// Where the chain of valid records from the header on ends.
+    end: u64,
+    /// Why the chain ends there, unless at zeros or the end of the file.
+    fault: Option<String>,
+    tail: Tail,
+}
+
+fn prescan(segment: &Segment) -> Prescan {
+    let bytes = segment.bytes_of(0);
+    let header = SEGMENT_HEADER_BYTES.min(bytes.len());
+    let mut scan =
+        Prescan { blank: is_blank(&bytes[header..]), end: header as u64, fault: None, tail: Tail::default() };
+    if scan.blank {
+        return scan;
+    }
+    let mut at = header;
+    while at < bytes.len() {
+        match format::decode_record(&bytes[at..], segment.seed) {
+            Ok(record) => at += record.bytes_aligned,
+            Err(RecordFault::Empty) => break,
+            Err(fault) => {
+                scan.fault = Some(fault.to_string());
+                break;
+            }
+        }
+    }
+    scan.end = at as u64;
+    scan.tail = Tail::after(bytes, at, segment.seed);
+    scan
+}
+
+/// Prescans every (sealed) segment, on up to `PRESCAN_THREADS_MAX` threads.
+fn prescan_all(segments: &[Segment]) -> Vec<Prescan> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(segments.len())
+        .min(PRESCAN_THREADS_MAX);
+    let slots: Vec<Mutex<Option<Prescan>>> = segments.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(segment) = segments.get(at) else { return };
+            *slots[at].lock() = Some(prescan(segment));
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot be started leaves its share to the others.
+            let _ = std::thread::Builder::new().name("raftwal-open".into()).spawn_scoped(scope, work);
+        }
+        work();
+    });
+    slots.into_iter().map(|slot| slot.into_inner().expect("every segment was prescanned")).collect()
+}
+
 /// What lies after the place where scanning a segment stopped.
+#[derive(Clone, Copy, Default)]
 struct Tail {
     /// End of the last 8-byte word holding a nonzero byte.
     last_nonzero: Option<usize>,
@@ -435,7 +506,8 @@ struct Replay {
 }
 
 impl Replay {
-    fn segment(&mut self, segment: &Segment) -> SegmentScan {
+    /// Replays the records `prescan` found valid, up to the first that contradicts the log.
+    fn segment(&mut self, segment: &Segment, prescan: &Prescan) -> SegmentScan {
         let bytes = segment.bytes_of(0);
         let mut scan = SegmentScan {
             stop: SEGMENT_HEADER_BYTES as u64,
@@ -445,12 +517,12 @@ impl Replay {
             records: 0,
             entries: None,
         };
-        while (scan.stop as usize) < bytes.len() {
+        while scan.stop < prescan.end {
             let at = scan.stop as usize;
-            let record = match format::decode_record(&bytes[at..], segment.seed) {
+            let record = match format::decode_verified_record(&bytes[at..]) {
                 Ok(record) => record,
-                Err(RecordFault::Empty) => break,
                 Err(fault) => {
+                    // Only if the mapped bytes changed under us since the prescan.
                     scan.fault = Some(fault.to_string());
                     break;
                 }
@@ -469,6 +541,9 @@ impl Replay {
             self.records += 1;
             self.record_bytes += record.bytes_aligned as u64;
             scan.stop += record.bytes_aligned as u64;
+        }
+        if scan.stop == prescan.end {
+            scan.fault.clone_from(&prescan.fault);
         }
         scan
     }
