@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering as AtomicOrder
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
+use parking_lot_core::{DEFAULT_UNPARK_TOKEN, FilterOp, ParkToken};
 
 use crate::error::{Error, Result};
 use crate::format::SegmentId;
@@ -75,14 +75,23 @@ impl Queue {
 }
 
 /// Where completions wait: the newest durable sequence number, published without the state
-/// lock, and one wake for every waiter when it moves. (Waking waiters through a condition
-/// variable requeues them on the state lock, so they wake one after another.)
+/// lock, and wakes that spread through the waiters it made durable. (Waking waiters through a
+/// condition variable requeues them on the state lock, so they wake one after another.)
+///
+/// Waking is a tree: the committer wakes [`WAKE_FANOUT`] of the waiters a batch made durable,
+/// and every woken waiter wakes as many more before it returns. A futex wake cost about 4.5 µs
+/// of CPU in a profile of 64 appenders on this machine; made by the committer, the 64 wakes of
+/// a batch ran one after another on one core, while spread over the woken threads they run on
+/// both.
 #[derive(Default)]
 pub struct Durability {
     seq: AtomicU64,
     /// The committer failed or stopped: nothing more becomes durable.
     ended: AtomicBool,
 }
+
+/// How many waiters each wake passes the news on to.
+const WAKE_FANOUT: usize = 2;
 
 impl Durability {
     fn key(&self) -> usize {
@@ -95,17 +104,39 @@ impl Durability {
 
     fn publish(&self, seq: u64) {
         self.seq.store(seq, AtomicOrdering::Release);
+        self.wake_durable();
+    }
+
+    /// Wakes up to [`WAKE_FANOUT`] parked waiters whose operations are durable now; each of
+    /// them calls this again once awake, until none is left parked.
+    fn wake_durable(&self) {
+        let durable = self.seq.load(AtomicOrdering::Acquire);
+        let mut woken = 0;
+        let filter = |token: ParkToken| {
+            if woken == WAKE_FANOUT {
+                FilterOp::Stop
+            } else if token.0 as u64 <= durable {
+                woken += 1;
+                FilterOp::Unpark
+            } else {
+                FilterOp::Skip
+            }
+        };
         // SAFETY: the key is this struct's address, used by nothing else as a parking key.
-        unsafe { parking_lot_core::unpark_all(self.key(), DEFAULT_UNPARK_TOKEN) };
+        unsafe { parking_lot_core::unpark_filter(self.key(), filter, |_| DEFAULT_UNPARK_TOKEN) };
     }
 
     fn end(&self) {
         self.ended.store(true, AtomicOrdering::Release);
-        // SAFETY: as in `publish`.
+        // SAFETY: as in `wake_durable`.
         unsafe { parking_lot_core::unpark_all(self.key(), DEFAULT_UNPARK_TOKEN) };
     }
 
     /// Blocks until `seq` is durable (true) or nothing more will be (false).
+    ///
+    /// No wake is lost: `publish` stores before it wakes, a waiter parks only if its operation
+    /// is still pending under parking_lot's bucket lock, and the wakes stop only when a
+    /// `wake_durable` finds no parked waiter at or below the durable sequence number.
     fn wait(&self, seq: u64) -> bool {
         loop {
             if self.is_durable(seq) {
@@ -115,10 +146,12 @@ impl Durability {
                 return self.is_durable(seq);
             }
             let pending = || !self.is_durable(seq) && !self.ended.load(AtomicOrdering::Acquire);
-            // SAFETY: as in `publish`; the validation runs under parking_lot's bucket lock, and
-            // `publish` and `end` store before they unpark, so no wake is lost.
-            unsafe {
-                parking_lot_core::park(self.key(), pending, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, None);
+            let token = ParkToken(usize::try_from(seq).unwrap_or(usize::MAX));
+            // SAFETY: as in `wake_durable`.
+            let parked =
+                unsafe { parking_lot_core::park(self.key(), pending, || {}, |_, _| {}, token, None) };
+            if parked.is_unparked() && self.is_durable(seq) {
+                self.wake_durable();
             }
         }
     }
@@ -311,5 +344,43 @@ mod tests {
         assert!(queue.many_submitters);
         queue.submitted_by(me);
         assert!(queue.many_submitters, "stays set until the queue is taken");
+    }
+
+    /// Each publish wakes every waiter it made durable, through the tree of wakes, and none
+    /// that it did not.
+    #[test]
+    fn publishing_wakes_exactly_the_waiters_it_made_durable() {
+        const WAITERS: u64 = 40;
+        let durability = Arc::new(Durability::default());
+        let (returned, returns) = std::sync::mpsc::channel();
+        let waiters: Vec<_> = (1..=WAITERS)
+            .map(|seq| {
+                let durability = durability.clone();
+                let returned = returned.clone();
+                std::thread::spawn(move || returned.send((seq, durability.wait(seq))).unwrap())
+            })
+            .collect();
+        let collect = |count: u64| {
+            let mut seqs: Vec<u64> = (0..count)
+                .map(|_| {
+                    let (seq, durable) =
+                        returns.recv_timeout(Duration::from_secs(10)).expect("a waiter woke");
+                    assert!(durable);
+                    seq
+                })
+                .collect();
+            seqs.sort_unstable();
+            seqs
+        };
+        // Let the waiters park, so that the wakes, not the first check, return them.
+        std::thread::sleep(Duration::from_millis(200));
+        durability.publish(WAITERS / 2);
+        assert_eq!(collect(WAITERS / 2), (1..=WAITERS / 2).collect::<Vec<_>>());
+        durability.publish(WAITERS);
+        assert_eq!(collect(WAITERS / 2), (WAITERS / 2 + 1..=WAITERS).collect::<Vec<_>>());
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert!(returns.try_recv().is_err());
     }
 }
