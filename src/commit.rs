@@ -371,8 +371,8 @@ mod tests {
         assert_eq!(expected_ops(true, 10, 54), 1);
     }
 
-    /// Each publish wakes every waiter it made durable, through the tree of wakes, and none
-    /// that it did not.
+    /// Each publish returns every waiter it made durable, through the tree of wakes, and no
+    /// other. (A waiter woken too early parks again, so this cannot see extra wakes.)
     #[test]
     fn publishing_wakes_exactly_the_waiters_it_made_durable() {
         const WAITERS: u64 = 40;
