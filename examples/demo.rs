@@ -25,7 +25,7 @@ fn main() -> raftwal::Result<()> {
 
     // Each thread takes the next index under a lock and waits for durability outside it, so
     // appends from different threads share fsyncs.
-    let next = Arc::new(Mutex::new(wal.next_index().unwrap_or(1)));
+    let next = Arc::new(Mutex::new(wal.next_index()?.unwrap_or(1)));
     let start_index = *next.lock().unwrap();
     let started = Instant::now();
     let threads: Vec<_> = (0..THREADS)
@@ -81,9 +81,9 @@ fn main() -> raftwal::Result<()> {
         report.record_bytes,
         report.segments
     );
-    assert_eq!(wal.first_index(), Some(compact_to + 1));
-    assert_eq!(wal.last_index(), Some(last));
-    assert_eq!(wal.hard_state(), Some(HardState { term: 2, vote: 1, commit: last }));
+    assert_eq!(wal.first_index()?, Some(compact_to + 1));
+    assert_eq!(wal.last_index()?, Some(last));
+    assert_eq!(wal.hard_state()?, Some(HardState { term: 2, vote: 1, commit: last }));
     for got in wal.entries(compact_to + 1..last + 1, u64::MAX)? {
         let term = if got.index > last - 100 { 2 } else { 1 };
         assert_eq!(got, entry(got.index, term), "entry {}", got.index);

@@ -191,6 +191,10 @@ impl Completion {
         }
     }
 
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Whether the operation is durable already.
     pub fn is_durable(&self) -> bool {
         self.shared.durability.is_durable(self.seq)

@@ -43,6 +43,11 @@ pub enum Error {
     #[error("entries {first}..={last} are missing from the segment files")]
     MissingEntries { first: u64, last: u64 },
 
+    /// Segment files that held the log's state (its hard state, snapshot and entries) are
+    /// gone: the oldest segment left holds no checkpoint. `open` deleted nothing.
+    #[error("segment files before {oldest} held the log's state and are missing from {dir}")]
+    MissingSegments { dir: PathBuf, oldest: u64 },
+
     /// An appended entry's index is not the log's next index.
     #[error("entry index {got} is not the next index {expected}")]
     NotContiguous { expected: u64, got: u64 },

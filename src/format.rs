@@ -6,10 +6,11 @@
 //! Segment header, `SEGMENT_HEADER_BYTES` long, at offset 0 of every segment file:
 //!
 //! ```text
-//! { magic [8] | version u32 | header_bytes u32 | segment_id u64 | salt u64 | reserved [28] | crc u32 }
+//! { magic [8] | version u32 | header_bytes u32 | segment_id u64 | salt u64 | segment_bytes u64 | reserved [20] | crc u32 }
 //! ```
 //!
-//! `crc` is crc32c over the 60 bytes before it. After the header come records, each starting at
+//! `crc` is crc32c over the 60 bytes before it. `segment_bytes` is the size the file was
+//! preallocated to: a file found shorter (or longer) lost bytes, which no crash can do. After the header come records, each starting at
 //! an offset that is a multiple of `RECORD_ALIGN`:
 //!
 //! ```text
@@ -57,17 +58,19 @@ impl fmt::Display for SegmentId {
 pub const SEGMENT_SUFFIX: &str = ".seg";
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
-/// Version 2: the layout described in this module. Version 1 had no `Metadata` record and no
-/// metadata in checkpoints; it was never released, and is refused like any other version.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: the layout described in this module. Version 2 had no `segment_bytes` in the
+/// header, version 1 no `Metadata` record; neither was released, and both are refused like any
+/// other version.
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + 8;
 const HEADER_BYTES_AT: usize = VERSION_AT + 4;
 const SEGMENT_ID_AT: usize = HEADER_BYTES_AT + 4;
 const SALT_AT: usize = SEGMENT_ID_AT + 8;
-const HEADER_RESERVED_AT: usize = SALT_AT + 8;
-const HEADER_CRC_AT: usize = HEADER_RESERVED_AT + 28;
+const SEGMENT_BYTES_AT: usize = SALT_AT + 8;
+const HEADER_RESERVED_AT: usize = SEGMENT_BYTES_AT + 8;
+const HEADER_CRC_AT: usize = HEADER_RESERVED_AT + 20;
 pub const SEGMENT_HEADER_BYTES: usize = HEADER_CRC_AT + 4;
 
 const LEN_AT: usize = 0;
@@ -145,13 +148,23 @@ pub const fn record_bytes_aligned(payload_bytes: usize) -> usize {
     (RECORD_HEADER_BYTES + payload_bytes).next_multiple_of(RECORD_ALIGN)
 }
 
-pub fn encode_segment_header(id: SegmentId, salt: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+/// What a segment header says about its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub salt: u64,
+    /// The size the file was preallocated to.
+    pub bytes: u64,
+}
+
+pub fn encode_segment_header(id: SegmentId, header: SegmentHeader) -> [u8; SEGMENT_HEADER_BYTES] {
+    let SegmentHeader { salt, bytes } = header;
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
     header[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
     header[VERSION_AT..HEADER_BYTES_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[HEADER_BYTES_AT..SEGMENT_ID_AT].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
     header[SEGMENT_ID_AT..SALT_AT].copy_from_slice(&id.0.to_le_bytes());
-    header[SALT_AT..HEADER_RESERVED_AT].copy_from_slice(&salt.to_le_bytes());
+    header[SALT_AT..SEGMENT_BYTES_AT].copy_from_slice(&salt.to_le_bytes());
+    header[SEGMENT_BYTES_AT..HEADER_RESERVED_AT].copy_from_slice(&bytes.to_le_bytes());
     let crc = crc32c::crc32c(&header[..HEADER_CRC_AT]);
     header[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     header
@@ -179,8 +192,8 @@ impl fmt::Display for HeaderFault {
     }
 }
 
-/// Checks a segment header and returns its salt.
-pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<u64, HeaderFault> {
+/// Checks a segment header.
+pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<SegmentHeader, HeaderFault> {
     let header = bytes.get(..SEGMENT_HEADER_BYTES).ok_or(HeaderFault::Short)?;
     if header[MAGIC_AT..VERSION_AT] != SEGMENT_MAGIC {
         return Err(HeaderFault::Magic);
@@ -196,7 +209,7 @@ pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<u64, H
     if id != expected.0 {
         return Err(HeaderFault::WrongId(id));
     }
-    Ok(read_u64(header, SALT_AT))
+    Ok(SegmentHeader { salt: read_u64(header, SALT_AT), bytes: read_u64(header, SEGMENT_BYTES_AT) })
 }
 
 /// `Kind::Snapshot` flag: the entries after the snapshot index stayed.
@@ -318,6 +331,13 @@ fn decode(bytes: &[u8], seed: Option<u32>) -> Result<Record<'_>, RecordFault> {
         payload: &record[RECORD_HEADER_BYTES..],
         bytes_aligned: record_bytes.next_multiple_of(RECORD_ALIGN),
     })
+}
+
+/// Whether `bytes` start with the length and kind of a batch record (checksum not checked).
+pub fn is_batch_record_start(bytes: &[u8]) -> bool {
+    bytes.len() >= RECORD_HEADER_BYTES + BATCH_PAYLOAD_BYTES
+        && read_u32(bytes, LEN_AT) as usize == RECORD_HEADER_BYTES + BATCH_PAYLOAD_BYTES
+        && bytes[KIND_AT] == Kind::Batch as u8
 }
 
 /// `record_bytes` of the record header at the start of `header`.
@@ -535,14 +555,15 @@ mod tests {
 
     #[test]
     fn segment_header_roundtrip() {
-        let header = encode_segment_header(SegmentId(42), 0xdead_beef);
-        assert_eq!(decode_segment_header(&header, SegmentId(42)), Ok(0xdead_beef));
+        let fields = SegmentHeader { salt: 0xdead_beef, bytes: 1 << 20 };
+        let header = encode_segment_header(SegmentId(42), fields);
+        assert_eq!(decode_segment_header(&header, SegmentId(42)), Ok(fields));
         assert_eq!(decode_segment_header(&header, SegmentId(43)), Err(HeaderFault::WrongId(42)));
     }
 
     #[test]
     fn segment_header_detects_corruption() {
-        let header = encode_segment_header(SegmentId(42), 7);
+        let header = encode_segment_header(SegmentId(42), SegmentHeader { salt: 7, bytes: 4096 });
         for at in SEGMENT_MAGIC.len()..SEGMENT_HEADER_BYTES {
             let mut damaged = header;
             damaged[at] ^= 0x10;

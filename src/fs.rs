@@ -48,6 +48,13 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// fsync: data and all metadata are durable.
     fn sync_all(&self) -> io::Result<()>;
+    /// Drops the file's clean pages from the OS page cache, so that the next read comes from the
+    /// disk. After a failed fsync Linux may mark pages clean that never reached the disk
+    /// (fsyncgate), and reads keep returning them until they are evicted: recovery syncs and
+    /// then drops a file before it trusts what it reads. By default, does nothing.
+    fn drop_cache(&self) -> io::Result<()> {
+        Ok(())
+    }
     fn set_len(&self, bytes: u64) -> io::Result<()>;
     fn size(&self) -> io::Result<u64>;
     /// A read-only view of the whole file as it is now. Only for files that are no longer
@@ -155,6 +162,16 @@ impl FileHandle for StdFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn drop_cache(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise on a descriptor this `File` owns; it takes no pointers.
+        match unsafe { libc::posix_fadvise(self.0.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) } {
+            0 => Ok(()),
+            error => Err(io::Error::from_raw_os_error(error)),
+        }
     }
 
     fn set_len(&self, bytes: u64) -> io::Result<()> {

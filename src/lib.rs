@@ -21,8 +21,8 @@
 //! wal.close()?;
 //!
 //! let wal = Wal::open(dir.path(), Options::default())?;
-//! assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(3)));
-//! assert_eq!(wal.hard_state(), Some(HardState { term: 1, vote: 7, commit: 3 }));
+//! assert_eq!((wal.first_index()?, wal.last_index()?), (Some(1), Some(3)));
+//! assert_eq!(wal.hard_state()?, Some(HardState { term: 1, vote: 7, commit: 3 }));
 //! # Ok(())
 //! # }
 //! ```

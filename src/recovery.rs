@@ -153,14 +153,21 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         let mut header = [0u8; SEGMENT_HEADER_BYTES];
         let readable = header.len().min(bytes as usize);
         file.read_exact_at(&mut header[..readable], 0)?;
-        match format::decode_segment_header(&header[..readable], id) {
+        let checked = format::decode_segment_header(&header[..readable], id)
+            .map_err(|fault| fault.to_string())
+            .and_then(|header| match header.bytes == bytes {
+                true => Ok(header.salt),
+                // Preallocation sets the size before the file gets its name; no crash changes it.
+                false => Err(format!("segment file is {bytes} bytes, its header says {}", header.bytes)),
+            });
+        match checked {
             Ok(salt) => analysis.segments.push(Segment::from_parts(id, salt, path, bytes, file)),
-            Err(fault) => {
+            Err(reason) => {
                 analysis.damage = Some(Damage {
                     segment: None,
                     path,
                     offset: 0,
-                    reason: fault.to_string(),
+                    reason,
                     torn: false,
                     cut_end: 0,
                     after: None,
@@ -222,6 +229,7 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
 /// Opens a directory for a `Wal`: analyzes it, decides by `options.recovery` what to do about
 /// damage, and only then repairs, durably.
 pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> {
+    settle(fs, dir)?;
     let analysis = analyze(fs, dir)?;
     let mut report = RecoveryReport {
         segments: analysis.summaries.len() + analysis.spares.len(),
@@ -270,6 +278,14 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
             }
         }
     }
+    if log.is_none()
+        && let Some(oldest) = oldest.filter(|&oldest| oldest != SegmentId(1))
+    {
+        // Only a durable purge deletes segments, and its record sits in a segment that
+        // survives it, after a checkpoint. No checkpoint means that segment is gone too: an
+        // empty log would make the node forget its vote.
+        return Err(Error::MissingSegments { dir: dir.to_path_buf(), oldest: oldest.0 });
+    }
     let mut log = log.unwrap_or_default();
     if let Some((first, last)) = log.index.missing() {
         // Only a salvage cut can drop the purge that justified deleting these entries' segment;
@@ -313,6 +329,31 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         .map(|segment| segment.id);
     let next_segment_id = newest.map_or(SegmentId(1), SegmentId::next);
     Ok(Recovered { log, sealed, active, spares, next_segment_id, report })
+}
+
+/// Makes the disk, not the page cache, the source of what recovery reads.
+///
+/// A restart is not a reboot. After a process crash the cache may hold writes that were never
+/// synced; after a failed fsync Linux may have marked pages clean that never reached the disk,
+/// and reads keep returning them (fsyncgate). So, from the newest segment back to the newest
+/// one whose first write began: fdatasync it (what the cache holds that the disk may not, the
+/// disk holds now; what a failed sync lost stays lost) and drop it from the cache (what is read
+/// next comes from the disk). Older segments were synced before the next one was first written.
+fn settle(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    let (ids, _) = list_segments(fs, dir)?;
+    for id in ids.iter().rev() {
+        let file = fs.open(&dir.join(id.file_name()))?;
+        file.sync_data()?;
+        file.drop_cache()?;
+        let mut first = [0u8; 4];
+        let begun = file.size()? >= (SEGMENT_HEADER_BYTES + first.len()) as u64
+            && file.read_exact_at(&mut first, SEGMENT_HEADER_BYTES as u64).is_ok()
+            && first != [0; 4];
+        if begun {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The segment files in `dir`, in id order; an error if it holds a file raftwal did not write.
@@ -476,8 +517,11 @@ impl Tail {
             let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
             if word != 0 {
                 tail.last_nonzero = Some(at + 8);
-                if let Ok(record) = format::decode_record(&bytes[at..], seed)
-                    && record.head.kind == Kind::Batch
+                // Only a batch record can make a claim, and every batch record has the same
+                // length: checksum nothing else, so that a tail of random bytes costs one pass
+                // over it, not a checksum of whatever length each of its words claims.
+                if format::is_batch_record_start(&bytes[at..])
+                    && let Ok(record) = format::decode_record(&bytes[at..], seed)
                     && format::decode_u64s::<1>(record.payload)
                         .is_some_and(|[durable_to]| durable_to > stop as u64)
                 {
@@ -624,10 +668,11 @@ impl Replay {
                 let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
                 log.check_snapshot(&meta).map_err(fail)?;
                 let keep_log = head.flags == format::SNAPSHOT_KEEPS_LOG;
-                if keep_log && !log.index.contains(meta.index) {
+                let at_purge_point = log.purged.is_some_and(|(purged, _)| purged == meta.index);
+                if keep_log && !log.index.contains(meta.index) && !at_purge_point {
                     return Err(format!("snapshot at {} keeps a log that does not hold it", meta.index));
                 }
-                if keep_log && log.index.term(meta.index).is_some_and(|term| term != meta.term) {
+                if keep_log && log.term_of(meta.index).is_some_and(|term| term != meta.term) {
                     return Err(format!(
                         "snapshot at {} keeps a log whose entry has another term",
                         meta.index

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
-use crate::format::{self, Kind, RECORD_HEADER_BYTES, SegmentId};
+use crate::format::{self, Kind, RECORD_HEADER_BYTES, SegmentHeader, SegmentId};
 use crate::fs::{FileHandle, Fs, Mapping};
 use crate::state::Entry;
 
@@ -50,7 +50,7 @@ impl Segment {
             created => created?,
         };
         let written = (|| {
-            file.write_all_at(&format::encode_segment_header(id, salt), 0)?;
+            file.write_all_at(&format::encode_segment_header(id, SegmentHeader { salt, bytes }), 0)?;
             let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
             let mut at = format::SEGMENT_HEADER_BYTES as u64;
             while at < bytes {

@@ -137,7 +137,15 @@ impl LogState {
     /// Raft's InstallSnapshot rule: if the log holds the snapshot's last entry with the same
     /// term, entries after it stay; otherwise the whole log is discarded.
     pub fn snapshot_keeps_log(&self, meta: &SnapshotMeta) -> bool {
-        self.index.term(meta.index) == Some(meta.term)
+        self.term_of(meta.index) == Some(meta.term)
+    }
+
+    /// The term of entry `index` if the log holds it or it is the last compacted entry.
+    pub fn term_of(&self, index: u64) -> Option<u64> {
+        match self.purged {
+            Some((purged, term)) if purged == index => Some(term),
+            _ => self.index.term(index),
+        }
     }
 
     /// Applies a snapshot, keeping the entries after it if `keep_log` (decided by

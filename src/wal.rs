@@ -182,6 +182,14 @@ impl Core {
             SyncMode::Data => start,
             SyncMode::None => SEGMENT_HEADER_BYTES as u64,
         };
+        self.open_chunk_claiming(sync, durable_to);
+    }
+
+    /// Opens a chunk whose batch record says every byte before `durable_to` was durable before
+    /// this chunk reached the disk.
+    fn open_chunk_claiming(&mut self, sync: SyncMode, durable_to: u64) {
+        let start = self.active_offset;
+        assert!(durable_to <= start, "a batch claims only bytes before it");
         self.queue.chunks.push(Chunk { segment: self.active.clone(), start, buf: Vec::new() });
         let head = RecordHead { kind: Kind::Batch, flags: 0, group: 0, index: 0, term: 0 };
         let payload: [u8; BATCH_PAYLOAD_BYTES] = format::encode_u64s([durable_to]);
@@ -192,6 +200,22 @@ impl Core {
             let head = RecordHead { kind: Kind::Checkpoint, flags: 0, group: 0, index: 0, term: 0 };
             self.emit(sync, head, &checkpoint);
         }
+    }
+
+    /// At a clean close, once operation `synced` and everything before it are durable: queues
+    /// a batch record that claims the whole active segment up to it was durable, so that a
+    /// later open reports damage before it as corruption, not a torn write. Only if nothing was
+    /// submitted since `synced` (else the claim could outrun those operations' sync). The claim
+    /// makes no operation durable: if its write fails, the log is as after an unclean stop.
+    fn claim_clean_end(&mut self, sync: SyncMode, synced: u64) {
+        let room = BATCH_RECORD_BYTES + if self.needs_checkpoint { self.checkpoint_bytes() } else { 0 };
+        if self.next_seq != synced + 1 || !self.queue.is_empty() || room as u64 > self.room() {
+            return;
+        }
+        let end = self.active_offset;
+        self.open_chunk_claiming(sync, end);
+        self.queue.force_sync = true;
+        self.seal_op(None);
     }
 
     /// Ends an operation: gives it the next sequence number.
@@ -270,7 +294,12 @@ impl Shared {
                 let _ = self.chores.send(Chore::Replenish);
                 continue;
             }
-            if let Some(error) = core.spare_error.take() {
+            // An error from before this call is stale (space may be back): ask again, and fail
+            // only with what the attempt made while this call waited says.
+            let error = core.spare_error.take();
+            if let Some(error) = error
+                && stall.since.is_some()
+            {
                 return Err(Error::Io(error));
             }
             let _ = self.chores.send(Chore::Replenish);
@@ -368,6 +397,10 @@ impl Wal {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir)?;
+        // The directory's own name must be durable before anything in it is relied on.
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs.sync_dir(parent)?;
+        }
         let lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|error| match error.kind() {
             io::ErrorKind::WouldBlock => Error::Locked(dir.clone()),
             _ => Error::Io(error),
@@ -719,44 +752,72 @@ impl Wal {
     /// # Errors
     /// `Compacted`, `Unavailable`, `Poisoned`, `Closed`.
     pub fn term(&self, index: u64) -> Result<u64> {
-        let core = self.shared().core.lock();
-        core.check_usable()?;
-        core.log.term(index)
+        self.read(|log| log.term(index))?
     }
 
     /// The index of the first entry; `None` if the log holds no entries.
-    pub fn first_index(&self) -> Option<u64> {
-        let core = self.shared().core.lock();
-        (!core.log.index.is_empty()).then(|| core.log.index.first())
+    ///
+    /// # Errors
+    /// `Poisoned`: the in-memory state may hold changes that never became durable; `Closed`.
+    /// The same for every getter below.
+    pub fn first_index(&self) -> Result<Option<u64>> {
+        self.read(|log| (!log.index.is_empty()).then(|| log.index.first()))
     }
 
     /// The index of the last entry; `None` if the log holds no entries.
-    pub fn last_index(&self) -> Option<u64> {
-        let core = self.shared().core.lock();
-        (!core.log.index.is_empty()).then(|| core.log.index.next() - 1)
+    ///
+    /// # Errors
+    /// As `first_index`.
+    pub fn last_index(&self) -> Result<Option<u64>> {
+        self.read(|log| (!log.index.is_empty()).then(|| log.index.next() - 1))
     }
 
     /// The index the next append must start at; `None` on a fresh log, which accepts any.
-    pub fn next_index(&self) -> Option<u64> {
-        self.shared().core.lock().log.next_index()
+    ///
+    /// # Errors
+    /// As `first_index`.
+    pub fn next_index(&self) -> Result<Option<u64>> {
+        self.read(LogState::next_index)
     }
 
     /// The last compacted entry `(index, term)`, by purge or snapshot.
-    pub fn purged(&self) -> Option<(u64, u64)> {
-        self.shared().core.lock().log.purged
+    ///
+    /// # Errors
+    /// As `first_index`.
+    pub fn purged(&self) -> Result<Option<(u64, u64)>> {
+        self.read(|log| log.purged)
     }
 
-    pub fn hard_state(&self) -> Option<HardState> {
-        self.shared().core.lock().log.hard_state
+    /// The hard state last saved by `set_hard_state`.
+    ///
+    /// # Errors
+    /// As `first_index`.
+    pub fn hard_state(&self) -> Result<Option<HardState>> {
+        self.read(|log| log.hard_state)
     }
 
-    pub fn snapshot_meta(&self) -> Option<SnapshotMeta> {
-        self.shared().core.lock().log.snapshot.clone()
+    /// The snapshot meta last saved by `install_snapshot`.
+    ///
+    /// # Errors
+    /// As `first_index`.
+    pub fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>> {
+        self.read(|log| log.snapshot.clone())
     }
 
     /// The metadata last saved by `set_metadata`.
-    pub fn metadata(&self) -> Option<Vec<u8>> {
-        self.shared().core.lock().log.metadata.clone()
+    ///
+    /// # Errors
+    /// As `first_index`.
+    pub fn metadata(&self) -> Result<Option<Vec<u8>>> {
+        self.read(|log| log.metadata.clone())
+    }
+
+    /// Reads the log state, unless the `Wal` is poisoned (its state may then hold changes that
+    /// never reached the disk) or closed.
+    fn read<T>(&self, read: impl FnOnce(&LogState) -> T) -> Result<T> {
+        let core = self.shared().core.lock();
+        core.check_usable()?;
+        Ok(read(&core.log))
     }
 
     /// What `open` found and repaired.
@@ -807,9 +868,15 @@ fn stop(shared: &Arc<Shared>, running: &Mutex<Option<Running>>) -> Result<()> {
             Err(error) => Err(error),
         }
     }
-    .and_then(Completion::wait);
+    .and_then(|done| {
+        let seq = done.seq();
+        done.wait().map(|()| seq)
+    });
     {
         let mut core = shared.core.lock();
+        if let Ok(seq) = synced {
+            core.claim_clean_end(shared.options.sync, seq);
+        }
         core.closing = true;
         shared.work.notify_all();
         shared.progress.notify_all();
@@ -820,5 +887,5 @@ fn stop(shared: &Arc<Shared>, running: &Mutex<Option<Running>>) -> Result<()> {
     }
     // Releases the directory lock.
     *running = None;
-    synced
+    synced.map(drop)
 }

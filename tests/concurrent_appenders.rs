@@ -56,7 +56,7 @@ fn sixteen_appenders_complete_in_order_and_log_is_exact() {
     assert!(completed.windows(2).all(|pair| pair[0] < pair[1]), "callbacks out of order");
 
     let check = |wal: &raftwal::Wal| {
-        assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(total)));
+        assert_eq!((wal.first_index().unwrap(), wal.last_index().unwrap()), (Some(1), Some(total)));
         let read = wal.entries(1..total + 1, u64::MAX).unwrap();
         assert_eq!(read.len() as u64, total);
         for (got, index) in read.iter().zip(1..) {
@@ -86,7 +86,7 @@ fn readers_see_entries_while_appends_are_in_flight() {
     };
     let mut reads = 0;
     while !writer.is_finished() || reads == 0 {
-        if let Some(last) = wal.last_index() {
+        if let Some(last) = wal.last_index().unwrap() {
             let low = last.saturating_sub(50).max(1);
             for got in wal.entries(low..last + 1, u64::MAX).unwrap() {
                 assert_eq!(got, entry(got.index, 1));
@@ -95,5 +95,5 @@ fn readers_see_entries_while_appends_are_in_flight() {
         }
     }
     writer.join().unwrap();
-    assert_eq!(wal.last_index(), Some(3000));
+    assert_eq!(wal.last_index().unwrap(), Some(3000));
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Model, entries, open, record_offsets, reopen, segment_paths, small_segments};
+use common::{
+    Model, entries, forget_clean_close, open, record_offsets, reopen, segment_paths, small_segments,
+};
 use raftwal::{Error, Options, RecoveryMode, Wal};
 
 const ENTRIES: u64 = 300;
@@ -82,22 +84,19 @@ fn flipped_byte_before_later_durable_batches_of_the_newest_segment_is_corruption
 
 #[test]
 fn torn_tail_is_cut_and_appending_continues() {
-    for tear in ["truncated file", "garbage in the last record"] {
+    for tear in ["zeros after the first sector", "garbage in the last record"] {
         let dir = tempfile::tempdir().unwrap();
         let mut model = written_log(dir.path());
         let newest = newest_with_records(dir.path());
         let &(offset, index) = entry_records(&newest).last().unwrap();
         assert_eq!(index, ENTRIES);
+        forget_clean_close(&newest);
+        let mut bytes = std::fs::read(&newest).unwrap();
         match tear {
-            "truncated file" => {
-                std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(offset + 20).unwrap();
-            }
-            _ => {
-                let mut bytes = std::fs::read(&newest).unwrap();
-                bytes[offset as usize + 36..offset as usize + 60].fill(0xa5);
-                std::fs::write(&newest, bytes).unwrap();
-            }
+            "zeros after the first sector" => bytes[offset as usize + 20..].fill(0),
+            _ => bytes[offset as usize + 36..offset as usize + 60].fill(0xa5),
         }
+        std::fs::write(&newest, bytes).unwrap();
         assert!(
             matches!(open_with(dir.path(), RecoveryMode::Strict), Err(Error::Corruption { .. })),
             "{tear}"

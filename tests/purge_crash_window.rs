@@ -38,7 +38,7 @@ fn purged_entries_stay_purged_when_segment_deletions_are_lost() {
 
         let wal = open(dir.path(), &options);
         model.check(&wal);
-        assert_eq!(wal.first_index(), Some(251), "{restore}");
+        assert_eq!(wal.first_index().unwrap(), Some(251), "{restore}");
         for path in restored {
             let name = path.file_name().unwrap();
             // Files a gap cut off are deleted by open; whole runs are replayed and deleted by the

@@ -45,7 +45,7 @@ fn regression_snapshot_replayed_after_its_entry_was_deleted() {
     let kept_from = starts[0];
     let index = kept_from - 1;
     model.install_snapshot(&wal, SnapshotMeta { index, term: 1, data: b"conf".to_vec() });
-    assert_eq!(wal.first_index(), Some(kept_from), "the snapshot kept the log after it");
+    assert_eq!(wal.first_index().unwrap(), Some(kept_from), "the snapshot kept the log after it");
     model.append(&wal, &entries(model.next.unwrap()..model.next.unwrap() + 5, 1));
     let wal = reopen(wal, dir.path(), &options);
     assert!(!segment_paths(dir.path())[0].ends_with(format!("{:020}.seg", 1)), "segment 1 was deleted");
@@ -84,7 +84,7 @@ fn regression_salvage_cut_dropped_the_purge_that_deleted_a_segment() {
     let (first_lost, last_lost) =
         report.missing_dropped.expect("the entries of the deleted segment are reported");
     assert_eq!(first_lost, 1);
-    assert_eq!(wal.first_index(), Some(last_lost + 1));
+    assert_eq!(wal.first_index().unwrap(), Some(last_lost + 1));
 }
 
 /// Failed as: salvage opened an empty, fresh log (no hard state, any next index) when the

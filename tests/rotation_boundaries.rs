@@ -104,7 +104,7 @@ fn truncate_then_purge_across_segments() {
     model.purge(&wal, 499);
     let wal = reopen(wal, dir.path(), &options);
     model.check(&wal);
-    assert_eq!(wal.next_index(), Some(500));
+    assert_eq!(wal.next_index().unwrap(), Some(500));
 }
 
 fn segment_files(dir: &std::path::Path) -> usize {

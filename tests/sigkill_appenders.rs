@@ -28,7 +28,7 @@ fn entry(index: u64) -> Entry {
 fn child_appender() {
     let Ok(dir) = std::env::var(CHILD_DIR) else { return };
     let wal = Wal::open(&dir, options()).expect("child open");
-    let next = Arc::new(Mutex::new(wal.next_index().unwrap_or(1)));
+    let next = Arc::new(Mutex::new(wal.next_index().unwrap().unwrap_or(1)));
     let appenders: Vec<_> = (0..8)
         .map(|_| {
             let (wal, next) = (wal.clone(), next.clone());
@@ -91,7 +91,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_entry() {
         acked_total += acks;
 
         let wal = Wal::open(dir.path(), options()).unwrap();
-        let (first, last) = (wal.first_index().unwrap_or(1), wal.last_index().unwrap_or(0));
+        let (first, last) = (wal.first_index().unwrap().unwrap_or(1), wal.last_index().unwrap().unwrap_or(0));
         assert!(last >= highest_acked, "round {round}: acknowledged {highest_acked}, recovered up to {last}");
         let read = wal.entries(first..last + 1, u64::MAX).unwrap();
         assert_eq!(read.len() as u64, last + 1 - first);

@@ -29,7 +29,7 @@ fn snapshot_on_empty_shorter_and_longer_logs() {
         model.check(&wal);
         let wal = reopen(wal, dir.path(), &options);
         model.check(&wal);
-        let next = wal.next_index().unwrap();
+        let next = wal.next_index().unwrap().unwrap();
         let expected_next = if name.contains("keeps") { len + 1 } else { 51 };
         assert_eq!(next, expected_next, "{name}");
         model.append(&wal, &entries(next..next + 40, 4));

@@ -108,7 +108,7 @@ where
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<VoteOf<C>>> {
-        Ok(self.store.vote())
+        self.store.vote().map_err(io_error)
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<C::Entry>> {
@@ -125,7 +125,7 @@ where
     type LogReader = LogReader<C>;
 
     async fn get_log_state(&mut self) -> io::Result<LogState<C>> {
-        let last_purged_log_id = self.store.purged();
+        let last_purged_log_id = self.store.purged().map_err(io_error)?;
         let last_log_id = match self.store.last_entry().map_err(io_error)? {
             Some(entry) => Some(entry.log_id()),
             None => last_purged_log_id.clone(),
@@ -154,7 +154,7 @@ where
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<C>>> {
-        Ok(self.store.committed())
+        self.store.committed().map_err(io_error)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> io::Result<()>

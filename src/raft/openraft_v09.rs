@@ -137,7 +137,7 @@ where
     type LogReader = LogReader<C>;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
-        let last_purged_log_id = self.store.purged();
+        let last_purged_log_id = self.store.purged().map_err(read_error::<C>)?;
         let last_log_id = match self.store.last_entry().map_err(read_error::<C>)? {
             Some(entry) => Some(entry.get_log_id().clone()),
             None => last_purged_log_id.clone(),
@@ -162,7 +162,7 @@ where
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
-        Ok(self.store.vote())
+        self.store.vote().map_err(read_error::<C>)
     }
 
     async fn save_committed(
@@ -173,7 +173,7 @@ where
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
-        Ok(self.store.committed())
+        self.store.committed().map_err(read_error::<C>)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>

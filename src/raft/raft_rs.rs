@@ -109,12 +109,12 @@ impl RaftStorage {
         let first = entries.first().ok_or(Error::EmptyBatch)?.index;
         // A fresh log takes any first index, as raftwal does; otherwise the entries must
         // overlap or continue the log.
-        let fresh = self.wal.next_index().is_none();
-        let first_index = self.first();
+        let fresh = self.wal.next_index()?.is_none();
+        let first_index = self.first()?;
         if first < first_index && !fresh {
             return Err(Error::Compacted { index: first, first: first_index });
         }
-        let next = self.last() + 1;
+        let next = self.last()? + 1;
         if first > next && !fresh {
             return Err(Error::NotContiguous { expected: next, got: first });
         }
@@ -125,7 +125,7 @@ impl RaftStorage {
                 Ok(Entry { index: entry.index, term: entry.term, data })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        if first < next && self.wal.last_index().is_some() {
+        if first < next && self.wal.last_index()?.is_some() {
             // The truncation and the append are ordered, so the completion of the append covers both.
             drop(self.wal.truncate(first)?);
         }
@@ -159,7 +159,7 @@ impl RaftStorage {
     /// # Errors
     /// As [`Wal::set_metadata`].
     pub fn set_conf_state(&self, conf_state: &ConfState) -> Result<Completion, Error> {
-        let snapshot_index = self.wal.snapshot_meta().map_or(0, |meta| meta.index);
+        let snapshot_index = self.wal.snapshot_meta()?.map_or(0, |meta| meta.index);
         let mut metadata = METADATA_TAG.to_vec();
         metadata.extend(snapshot_index.to_le_bytes());
         metadata.extend(conf_state.write_to_bytes().map_err(codec_error)?);
@@ -172,8 +172,8 @@ impl RaftStorage {
     /// # Errors
     /// `Io` (`InvalidData`) if the metadata is not this adapter's.
     pub fn conf_state(&self) -> Result<ConfState, Error> {
-        let snapshot = self.wal.snapshot_meta();
-        let saved = match self.wal.metadata() {
+        let snapshot = self.wal.snapshot_meta()?;
+        let saved = match self.wal.metadata()? {
             Some(metadata) => {
                 let body = metadata.strip_prefix(METADATA_TAG).ok_or_else(|| {
                     Error::Io(io::Error::new(
@@ -216,14 +216,14 @@ impl RaftStorage {
     pub fn apply_snapshot(&self, snapshot: &Snapshot) -> Result<Completion, Error> {
         let _writer = self.writer.lock();
         let meta = snapshot.get_metadata();
-        let first = self.first();
+        let first = self.first()?;
         if first > meta.index {
             return Err(Error::StaleSnapshot { index: meta.index, compacted: first - 1 });
         }
         let conf_state = meta.get_conf_state();
         let data = conf_state.write_to_bytes().map_err(codec_error)?;
         drop(self.wal.install_snapshot(SnapshotMeta { index: meta.index, term: meta.term, data })?);
-        let mut hard_state = self.wal.hard_state().unwrap_or_default();
+        let mut hard_state = self.wal.hard_state()?.unwrap_or_default();
         hard_state.term = hard_state.term.max(meta.term);
         hard_state.commit = meta.index;
         drop(self.wal.set_hard_state(hard_state)?);
@@ -237,24 +237,30 @@ impl RaftStorage {
     /// `Unavailable` if `compact_index` is past the last index + 1; as [`Wal::purge`].
     pub fn compact(&self, compact_index: u64) -> Result<Option<Completion>, Error> {
         let _writer = self.writer.lock();
-        let last = self.last();
+        let last = self.last()?;
         if compact_index > last + 1 {
             return Err(Error::Unavailable { index: compact_index, next: last + 1 });
         }
-        if compact_index <= self.first() {
+        if compact_index <= self.first()? {
             return Ok(None);
         }
         self.wal.purge(compact_index - 1).map(Some)
     }
 
     /// The first index raft-rs sees: the first entry's, else the one after the compaction point.
-    fn first(&self) -> u64 {
-        self.wal.first_index().or_else(|| self.wal.next_index()).unwrap_or(1)
+    fn first(&self) -> Result<u64, Error> {
+        Ok(match self.wal.first_index()? {
+            Some(first) => first,
+            None => self.wal.next_index()?.unwrap_or(1),
+        })
     }
 
     /// The last index raft-rs sees: the last entry's, else the compaction point.
-    fn last(&self) -> u64 {
-        self.wal.last_index().unwrap_or_else(|| self.first() - 1)
+    fn last(&self) -> Result<u64, Error> {
+        match self.wal.last_index()? {
+            Some(last) => Ok(last),
+            None => Ok(self.first()? - 1),
+        }
     }
 }
 
@@ -262,9 +268,9 @@ impl Storage for RaftStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
         // `apply_snapshot` writes the snapshot before the hard state that commits it; if a crash
         // kept only the first, the snapshot still counts as committed.
-        let hard_state = self.wal.hard_state().unwrap_or_default();
+        let hard_state = self.wal.hard_state().map_err(store_error)?.unwrap_or_default();
         let (snapshot_index, snapshot_term) =
-            self.wal.snapshot_meta().map_or((0, 0), |meta| (meta.index, meta.term));
+            self.wal.snapshot_meta().map_err(store_error)?.map_or((0, 0), |meta| (meta.index, meta.term));
         let raft_hard_state = RaftHardState {
             term: hard_state.term.max(snapshot_term),
             vote: hard_state.vote,
@@ -282,10 +288,10 @@ impl Storage for RaftStorage {
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<RaftEntry>> {
         let max_size = max_size.into();
-        if low < self.first() {
+        if low < self.first().map_err(store_error)? {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if high > self.last() + 1 {
+        if high > self.last().map_err(store_error)? + 1 {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         if low >= high {
@@ -305,7 +311,9 @@ impl Storage for RaftStorage {
     }
 
     fn term(&self, index: u64) -> raft::Result<u64> {
-        if index == 0 && self.wal.purged().is_none() && self.wal.first_index().is_none_or(|first| first > 0) {
+        let purged = self.wal.purged().map_err(store_error)?;
+        let first = self.wal.first_index().map_err(store_error)?;
+        if index == 0 && purged.is_none() && first.is_none_or(|first| first > 0) {
             // raft-rs asks for the term of index 0 on an empty log; MemStorage answers 0.
             return Ok(0);
         }
@@ -317,15 +325,15 @@ impl Storage for RaftStorage {
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.first())
+        self.first().map_err(store_error)
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.last())
+        self.last().map_err(store_error)
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let commit = self.wal.hard_state().map_or(0, |hard_state| hard_state.commit);
+        let commit = self.wal.hard_state().map_err(store_error)?.map_or(0, |hard_state| hard_state.commit);
         if commit < request_index {
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }

@@ -51,7 +51,7 @@ where
     /// Takes over `wal`, which must hold this adapter's log or nothing, and finishes a purge
     /// that a crash cut between its metadata and its purge record.
     pub fn new(wal: Wal, shape: Shape<E, L>) -> Result<Self, Error> {
-        let saved = match wal.metadata() {
+        let saved = match wal.metadata()? {
             Some(bytes) => {
                 let body = bytes.strip_prefix(shape.tag).ok_or_else(|| {
                     invalid(format!("the log's metadata is not {}'s", String::from_utf8_lossy(shape.tag)))
@@ -61,25 +61,32 @@ where
             None => Saved { vote: None, committed: None, purged: None },
         };
         let store = Store { wal, shape, saved: Mutex::new(saved) };
-        if let Some(purged) = store.purged() {
+        if let Some(purged) = store.purged()? {
             let upto = (store.shape.log_id_index)(&purged);
-            if store.wal.first_index().is_some_and(|first| first <= upto) {
+            if store.wal.first_index()?.is_some_and(|first| first <= upto) {
                 store.drop_upto(upto)?.wait()?;
             }
         }
         Ok(store)
     }
 
-    pub fn vote(&self) -> Option<V> {
-        self.saved.lock().vote.clone()
+    pub fn vote(&self) -> Result<Option<V>, Error> {
+        self.read_saved(|saved| saved.vote.clone())
     }
 
-    pub fn committed(&self) -> Option<L> {
-        self.saved.lock().committed.clone()
+    pub fn committed(&self) -> Result<Option<L>, Error> {
+        self.read_saved(|saved| saved.committed.clone())
     }
 
-    pub fn purged(&self) -> Option<L> {
-        self.saved.lock().purged.clone()
+    pub fn purged(&self) -> Result<Option<L>, Error> {
+        self.read_saved(|saved| saved.purged.clone())
+    }
+
+    /// Reads the latest submitted metadata, unless the `Wal` is poisoned: then it may never have
+    /// reached the disk.
+    fn read_saved<T>(&self, read: impl FnOnce(&Saved<V, L>) -> T) -> Result<T, Error> {
+        self.wal.next_index()?;
+        Ok(read(&self.saved.lock()))
     }
 
     /// Submits the metadata after `change`, ordered after everything submitted before.
@@ -114,7 +121,7 @@ where
         entries: impl IntoIterator<Item = E>,
         flushed: impl FnOnce(Result<(), Error>) + Send + 'static,
     ) -> Result<(), Error> {
-        let purged = self.purged().map(|purged| (self.shape.log_id_index)(&purged));
+        let purged = self.purged()?.map(|purged| (self.shape.log_id_index)(&purged));
         let encoded = entries
             .into_iter()
             .filter(|entry| purged.is_none_or(|purged| (self.shape.entry_index)(entry) > purged))
@@ -136,14 +143,14 @@ where
 
     /// Drops entries `[from, ..)`, never below the first entry.
     pub fn truncate(&self, from: u64) -> Result<(), Error> {
-        let from = self.wal.first_index().map_or(from, |first| from.max(first));
+        let from = self.wal.first_index()?.map_or(from, |first| from.max(first));
         self.wal.truncate(from).map(drop)
     }
 
     /// Drops entries `(.., log_id]`: records the purged log id first, then the purge.
     pub fn purge(&self, log_id: L) -> Result<(), Error> {
         let upto = (self.shape.log_id_index)(&log_id);
-        if self.purged().is_some_and(|purged| (self.shape.log_id_index)(&purged) >= upto) {
+        if self.purged()?.is_some_and(|purged| (self.shape.log_id_index)(&purged) >= upto) {
             return Ok(());
         }
         drop(self.save(|saved| saved.purged = Some(log_id))?);
@@ -153,7 +160,7 @@ where
     /// Drops entries `(.., upto]`; past the end, empties the log so that it continues after
     /// `upto`.
     fn drop_upto(&self, upto: u64) -> Result<Completion, Error> {
-        match self.wal.next_index() {
+        match self.wal.next_index()? {
             Some(next) if upto < next => self.wal.purge(upto),
             _ => self.wal.install_snapshot(SnapshotMeta { index: upto, term: 0, data: Vec::new() }),
         }
@@ -161,7 +168,7 @@ where
 
     /// The last entry, if the log holds any.
     pub fn last_entry(&self) -> Result<Option<E>, Error> {
-        match self.wal.last_index() {
+        match self.wal.last_index()? {
             Some(last) => self.decode(&self.wal.entry(last)?).map(Some),
             None => Ok(None),
         }
@@ -169,7 +176,7 @@ where
 
     /// The entries in `range` that the log holds, up to `max_bytes` of payload (at least one).
     pub fn read(&self, range: impl RangeBounds<u64>, max_bytes: u64) -> Result<Vec<E>, Error> {
-        let (Some(first), Some(last)) = (self.wal.first_index(), self.wal.last_index()) else {
+        let (Some(first), Some(last)) = (self.wal.first_index()?, self.wal.last_index()?) else {
             return Ok(Vec::new());
         };
         let start = match range.start_bound() {
@@ -254,13 +261,13 @@ mod tests {
         append(&store, 1..=10);
         // The crash window: the purged log id is durable, the purge record is not.
         store.save(|saved| saved.purged = Some(5)).unwrap().wait().unwrap();
-        assert_eq!(wal.first_index(), Some(1));
+        assert_eq!(wal.first_index().unwrap(), Some(1));
         wal.close().unwrap();
 
         let wal = Wal::open(dir.path(), Options::default()).unwrap();
-        assert_eq!(wal.first_index(), Some(1), "the engine alone still holds the purged entries");
+        assert_eq!(wal.first_index().unwrap(), Some(1), "the engine alone still holds the purged entries");
         let store = TestStore::new(wal.clone(), shape()).unwrap();
-        assert_eq!((wal.first_index(), wal.purged()), (Some(6), Some((5, 1))));
+        assert_eq!((wal.first_index().unwrap(), wal.purged().unwrap()), (Some(6), Some((5, 1))));
         assert_eq!(store.read(.., u64::MAX).unwrap().first().map(|entry| entry.0), Some(6));
     }
 
@@ -269,7 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TestStore::new(Wal::open(dir.path(), Options::default()).unwrap(), shape()).unwrap();
         store.purge(4).unwrap();
-        assert_eq!(store.wal.next_index(), Some(5), "a purge past the end of an empty log");
+        assert_eq!(store.wal.next_index().unwrap(), Some(5), "a purge past the end of an empty log");
         append(&store, 3..=6);
         assert_eq!(
             store.read(.., u64::MAX).unwrap(),

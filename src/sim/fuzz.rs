@@ -28,7 +28,8 @@ pub fn decode(data: &[u8]) {
     for (at, chunk) in body.chunks(piece).chain(std::iter::repeat_n(&[][..], count)).take(count).enumerate() {
         let id = SegmentId(at as u64 + 1);
         let salt = 0x5eed + at as u64;
-        let mut image = format::encode_segment_header(id, salt).to_vec();
+        let bytes = (SEGMENT_HEADER_BYTES + chunk.len()) as u64;
+        let mut image = format::encode_segment_header(id, format::SegmentHeader { salt, bytes }).to_vec();
         image.extend_from_slice(chunk);
         if flags & 1 != 0 {
             seal_records(&mut image, format::segment_seed(id, salt));
@@ -246,7 +247,7 @@ fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Completio
             (entries.into_iter().map(Op::Entry).collect(), Some(done))
         }
         Choice::Truncate(from) => {
-            let writes = wal.next_index().is_some_and(|next| from < next);
+            let writes = wal.next_index()?.is_some_and(|next| from < next);
             let done = wal.truncate(from)?;
             (if writes { vec![Op::Truncate(from)] } else { vec![] }, Some(done))
         }

@@ -4,11 +4,17 @@
 //! would survive a power loss (durable), and the writes in between. [`SimFs::power_loss`] decides
 //! the fate of each unsynced write on its own, from the seed: lost, kept, or torn (a random
 //! subset of its sectors kept). Unsynced directory changes (create, rename, remove) survive as a
-//! random prefix, as an ordered metadata journal would keep them. Faults can be planned by
-//! operation number: a power loss, an EIO, or ENOSPC once the files hold a byte budget. After a
-//! power loss every handle opened before it fails with EIO, and so does every path operation
-//! through a [`SimFs::process`] view taken before it, so a `Wal` still running on the old
-//! "machine" cannot touch the new image.
+//! random prefix, as an ordered metadata journal would keep them. [`SimFs::crash`] ends the
+//! running process without a power loss: its handles and locks go, while the page cache (the
+//! volatile images and the unsynced writes) stays for the next process on the same boot.
+//!
+//! Faults can be planned by operation number: a power loss, a process crash, an EIO, or ENOSPC
+//! once the files hold a byte budget (optionally counting overwrites too, as a copy-on-write file
+//! system does). A failed sync behaves as Linux's does (fsyncgate): the file's unsynced writes
+//! are dropped, never to reach the disk, while reads keep returning them until
+//! [`FileHandle::drop_cache`] evicts them. After a power loss or a crash every handle opened
+//! before it fails with EIO, and so does every path operation through a [`SimFs::process`] view
+//! taken before it, so a `Wal` still running in the old process cannot touch the files.
 //!
 //! Everything random comes from the seed; with one submitting thread the operation sequence of
 //! the file system is the same from run to run, up to the timing of raftwal's two background
@@ -63,8 +69,12 @@ impl Rng {
 pub enum Fault {
     /// Power is lost before the operation runs; it and everything after fail with EIO.
     PowerLoss,
-    /// The operation fails with EIO and has no effect.
+    /// The operation fails with EIO and has no effect; a failing sync also drops the file's
+    /// unsynced writes for good (they stay visible to reads until the cache is dropped).
     Eio,
+    /// The process crashes before the operation runs (SIGKILL, OOM): it and everything after in
+    /// that process fail with EIO; the page cache survives.
+    Crash,
 }
 
 type Ino = u64;
@@ -88,11 +98,14 @@ enum DirOp {
 struct World {
     rng: Rng,
     sector_bytes: usize,
-    /// Bumped by every power loss; handles from an earlier generation fail.
+    /// Bumped by every power loss and process crash; handles from an earlier generation fail.
     generation: u64,
     ops: u64,
     plan: BTreeMap<u64, Fault>,
     space_bytes: Option<u64>,
+    /// Overwrites take new space too (a copy-on-write file system): ENOSPC is possible while
+    /// writing into preallocated blocks.
+    copy_on_write: bool,
     inodes: HashMap<Ino, Inode>,
     next_ino: Ino,
     names: BTreeMap<PathBuf, Ino>,
@@ -100,6 +113,7 @@ struct World {
     dir_log: Vec<DirOp>,
     locked: Vec<PathBuf>,
     power_losses: u64,
+    crashes: u64,
 }
 
 impl World {
@@ -115,9 +129,20 @@ impl World {
                 self.power_loss();
                 Err(io::Error::from_raw_os_error(EIO))
             }
+            Some(Fault::Crash) => {
+                self.crash();
+                Err(io::Error::from_raw_os_error(EIO))
+            }
             Some(Fault::Eio) => Err(io::Error::from_raw_os_error(EIO)),
             None => Ok(()),
         }
+    }
+
+    /// The running process dies: its handles, views and locks go; the page cache stays.
+    fn crash(&mut self) {
+        self.crashes += 1;
+        self.generation += 1;
+        self.locked.clear();
     }
 
     fn power_loss(&mut self) {
@@ -211,6 +236,7 @@ impl SimFs {
                 ops: 0,
                 plan: BTreeMap::new(),
                 space_bytes: None,
+                copy_on_write: false,
                 inodes: HashMap::new(),
                 next_ino: 1,
                 names: BTreeMap::new(),
@@ -218,6 +244,7 @@ impl SimFs {
                 dir_log: Vec::new(),
                 locked: Vec::new(),
                 power_losses: 0,
+                crashes: 0,
             })),
             process: None,
         }
@@ -265,6 +292,46 @@ impl SimFs {
     /// Power losses so far, planned or not.
     pub fn power_losses(&self) -> u64 {
         self.world.lock().power_losses
+    }
+
+    /// Ends the running process now, without a power loss: see the module docs.
+    pub fn crash(&self) {
+        self.world.lock().crash();
+    }
+
+    /// Process crashes so far, planned or not.
+    pub fn crashes(&self) -> u64 {
+        self.world.lock().crashes
+    }
+
+    /// Whether overwrites of existing bytes need space too, as on a copy-on-write file system.
+    pub fn set_copy_on_write(&self, copy_on_write: bool) {
+        self.world.lock().copy_on_write = copy_on_write;
+    }
+
+    /// Removes a file and makes that durable, as an operator's mistake or a lost directory
+    /// block would.
+    pub fn lose(&self, path: &Path) -> io::Result<()> {
+        let mut world = self.world.lock();
+        world.names.remove(path).ok_or(io::ErrorKind::NotFound)?;
+        world.durable_names.remove(path);
+        world.dir_log.retain(|op| !matches!(op, DirOp::Link(linked, _) if linked == path));
+        Ok(())
+    }
+
+    /// Cuts a file to `bytes`, durably, as a lost extent or a careless copy would.
+    pub fn shorten(&self, path: &Path, bytes: u64) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        let inode = world.inode(ino)?;
+        for image in [&mut inode.durable, &mut inode.volatile] {
+            image.truncate(bytes as usize);
+        }
+        inode.unsynced.retain(|(offset, _)| *offset < bytes);
+        for (offset, data) in &mut inode.unsynced {
+            data.truncate((bytes - *offset) as usize);
+        }
+        Ok(())
     }
 
     /// Flips one bit of a file's durable (and volatile) image, as a failing disk would.
@@ -427,7 +494,11 @@ impl FileHandle for SimFile {
         let mut world = self.world.lock();
         world.begin(self.generation)?;
         let end = offset as usize + buf.len();
-        let grows = end.saturating_sub(world.inode(self.ino)?.volatile.len()) as u64;
+        let grows = if world.copy_on_write {
+            buf.len() as u64
+        } else {
+            end.saturating_sub(world.inode(self.ino)?.volatile.len()) as u64
+        };
         if let Some(space) = world.space_bytes
             && world.used_bytes() + grows > space
         {
@@ -444,7 +515,14 @@ impl FileHandle for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut world = self.world.lock();
-        world.begin(self.generation)?;
+        if let Err(error) = world.begin(self.generation) {
+            // fsyncgate: the kernel gives up on the dirty pages and marks them clean; reads
+            // still return them until they are evicted.
+            if let Ok(inode) = world.inode(self.ino) {
+                inode.unsynced.clear();
+            }
+            return Err(error);
+        }
         let inode = world.inode(self.ino)?;
         inode.durable = inode.volatile.clone();
         inode.unsynced.clear();
@@ -453,6 +531,24 @@ impl FileHandle for SimFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.sync_data()
+    }
+
+    fn drop_cache(&self) -> io::Result<()> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        let inode = world.inode(self.ino)?;
+        // Clean pages go and are read again from the disk; dirty ones stay.
+        let mut image = inode.durable.clone();
+        for (offset, bytes) in &inode.unsynced {
+            let end = *offset as usize + bytes.len();
+            if image.len() < end {
+                image.resize(end, 0);
+            }
+            image[*offset as usize..end].copy_from_slice(bytes);
+        }
+        image.resize(inode.volatile.len(), 0);
+        inode.volatile = image;
+        Ok(())
     }
 
     fn set_len(&self, bytes: u64) -> io::Result<()> {

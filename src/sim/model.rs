@@ -49,7 +49,10 @@ impl State {
             }
             Op::HardState(hard_state) => self.hard_state = Some(*hard_state),
             Op::Snapshot(meta) => {
-                if self.entries.get(&meta.index).is_some_and(|entry| entry.term == meta.term) {
+                let term = self.entries.get(&meta.index).map(|entry| entry.term);
+                let term =
+                    term.or(self.purged.filter(|&(index, _)| index == meta.index).map(|(_, term)| term));
+                if term == Some(meta.term) {
                     self.entries.retain(|&index, _| index > meta.index);
                 } else {
                     self.entries.clear();
@@ -75,7 +78,7 @@ impl State {
     /// # Errors
     /// The `Wal`'s read errors.
     pub fn read(wal: &Wal) -> Result<State, Error> {
-        let entries = match (wal.first_index(), wal.last_index()) {
+        let entries = match (wal.first_index()?, wal.last_index()?) {
             (Some(first), Some(last)) => wal
                 .entries(first..last + 1, u64::MAX)?
                 .into_iter()
@@ -85,11 +88,11 @@ impl State {
         };
         Ok(State {
             entries,
-            next: wal.next_index(),
-            purged: wal.purged(),
-            hard_state: wal.hard_state(),
-            snapshot: wal.snapshot_meta(),
-            metadata: wal.metadata(),
+            next: wal.next_index()?,
+            purged: wal.purged()?,
+            hard_state: wal.hard_state()?,
+            snapshot: wal.snapshot_meta()?,
+            metadata: wal.metadata()?,
         })
     }
 }

@@ -124,13 +124,13 @@ impl Model {
     pub fn check(&self, wal: &Wal) {
         let first = self.entries.keys().next().copied();
         let last = self.entries.keys().next_back().copied();
-        assert_eq!(wal.first_index(), first, "first index");
-        assert_eq!(wal.last_index(), last, "last index");
-        assert_eq!(wal.next_index(), self.next, "next index");
-        assert_eq!(wal.hard_state(), self.hard_state, "hard state");
-        assert_eq!(wal.snapshot_meta(), self.snapshot, "snapshot meta");
-        assert_eq!(wal.metadata(), self.metadata, "metadata");
-        assert_eq!(wal.purged(), self.purged, "purged");
+        assert_eq!(wal.first_index().unwrap(), first, "first index");
+        assert_eq!(wal.last_index().unwrap(), last, "last index");
+        assert_eq!(wal.next_index().unwrap(), self.next, "next index");
+        assert_eq!(wal.hard_state().unwrap(), self.hard_state, "hard state");
+        assert_eq!(wal.snapshot_meta().unwrap(), self.snapshot, "snapshot meta");
+        assert_eq!(wal.metadata().unwrap(), self.metadata, "metadata");
+        assert_eq!(wal.purged().unwrap(), self.purged, "purged");
         if let (Some(first), Some(last)) = (first, last) {
             let read = wal.entries(first..last + 1, u64::MAX).expect("read all");
             let expected: Vec<Entry> = self.entries.values().cloned().collect();
@@ -263,4 +263,20 @@ pub fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     paths.sort();
     paths
+}
+
+/// Makes a cleanly closed segment look like one whose writer crashed: zeroes the batch records
+/// at its end that `close` wrote to claim everything before them durable.
+pub fn forget_clean_close(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let offsets = record_offsets(&bytes);
+    for &at in offsets.iter().rev() {
+        let at = at as usize;
+        let (len, kind) = (u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), bytes[at + 8]);
+        if (len, kind) != (40, 7) {
+            break;
+        }
+        bytes[at..at + 40].fill(0);
+    }
+    std::fs::write(path, bytes).unwrap();
 }

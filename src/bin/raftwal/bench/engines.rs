@@ -141,7 +141,7 @@ struct RaftwalEngine {
 impl RaftwalEngine {
     fn open(dir: &Path) -> Result<RaftwalEngine, Error> {
         let wal = Wal::open(dir, Options::default()).map_err(|error| error.to_string())?;
-        let next = wal.next_index().unwrap_or(1);
+        let next = wal.next_index().map_err(|error| error.to_string())?.unwrap_or(1);
         Ok(RaftwalEngine { wal, next: Arc::new(Mutex::new(next)) })
     }
 
@@ -228,7 +228,7 @@ impl Engine for RaftwalEngine {
     }
 
     fn read(&self, from: u64, count: u64) -> Result<u64, Error> {
-        let first = self.wal.first_index().unwrap_or(1);
+        let first = self.wal.first_index().map_err(|error| error.to_string())?.unwrap_or(1);
         let read = self
             .wal
             .entries(first + from - 1..first + from - 1 + count, u64::MAX)
