@@ -58,6 +58,7 @@ fn replenish(shared: &Shared) {
                 // Give the id back: ids on disk must stay gapless, since recovery reads a gap
                 // as the end of a deletion.
                 assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
+                shared.stats.housekeeping_errors.fetch_add(1, Ordering::Relaxed);
                 core.next_segment_id = id;
                 core.spare_error = Some(match error {
                     Error::Io(error) => error,

@@ -107,7 +107,9 @@ pub struct Stats {
     pub segment_waits: u64,
     pub segment_wait_micros: u64,
     pub segments_deleted: u64,
-    /// Obsolete segments the housekeeper failed to delete (the next open deletes them).
+    /// Spare preallocations that failed (the next append needing a segment tries again, and
+    /// fails if that fails too), and deletions of obsolete segments that failed (the next open
+    /// deletes them).
     pub housekeeping_errors: u64,
     /// Segment files holding the log now, spares not counted.
     pub segments: u64,

@@ -131,3 +131,20 @@ fn regression_segment_name_relied_on_before_the_directory_was_synced() {
         }
     }
 }
+
+/// Failed as: `install_snapshot` exactly at the purge point, with the purged entry's term,
+/// discarded the whole log after it, where Raft's rule keeps the entries that follow.
+#[test]
+fn regression_a_snapshot_at_the_purge_point_dropped_the_log_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_segments();
+    let wal = open(dir.path(), &options);
+    let mut model = Model::default();
+    model.append(&wal, &entries(1..21, 1));
+    model.purge(&wal, 10);
+    model.install_snapshot(&wal, SnapshotMeta { index: 10, term: 1, data: b"conf".to_vec() });
+    assert_eq!(wal.first_index().unwrap(), Some(11), "the entries after the snapshot stay");
+    model.check(&wal);
+    let wal = reopen(wal, dir.path(), &options);
+    model.check(&wal);
+}

@@ -516,16 +516,22 @@ impl FileHandle for SimFile {
     fn sync_data(&self) -> io::Result<()> {
         let mut world = self.world.lock();
         if let Err(error) = world.begin(self.generation) {
+            // An I/O error in a live process (not a power loss, a crash or a dead handle) is
             // fsyncgate: the kernel gives up on the dirty pages and marks them clean; reads
             // still return them until they are evicted.
-            if let Ok(inode) = world.inode(self.ino) {
+            if world.generation == self.generation
+                && let Ok(inode) = world.inode(self.ino)
+            {
                 inode.unsynced.clear();
             }
             return Err(error);
         }
         let inode = world.inode(self.ino)?;
-        inode.durable = inode.volatile.clone();
-        inode.unsynced.clear();
+        // Only what is dirty goes to the disk: pages a failed sync marked clean do not.
+        for (offset, bytes) in inode.unsynced.drain(..) {
+            overlay(&mut inode.durable, offset, &bytes);
+        }
+        inode.durable.resize(inode.volatile.len(), 0);
         Ok(())
     }
 
@@ -540,11 +546,7 @@ impl FileHandle for SimFile {
         // Clean pages go and are read again from the disk; dirty ones stay.
         let mut image = inode.durable.clone();
         for (offset, bytes) in &inode.unsynced {
-            let end = *offset as usize + bytes.len();
-            if image.len() < end {
-                image.resize(end, 0);
-            }
-            image[*offset as usize..end].copy_from_slice(bytes);
+            overlay(&mut image, *offset, bytes);
         }
         image.resize(inode.volatile.len(), 0);
         inode.volatile = image;
@@ -572,6 +574,15 @@ impl FileHandle for SimFile {
         world.begin(self.generation)?;
         Ok(Box::new(SimMapping(world.inode(self.ino)?.volatile.clone())))
     }
+}
+
+/// Writes `bytes` at `offset` of `image`, growing it as needed.
+fn overlay(image: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
+    let end = offset as usize + bytes.len();
+    if image.len() < end {
+        image.resize(end, 0);
+    }
+    image[offset as usize..end].copy_from_slice(bytes);
 }
 
 struct SimMapping(Vec<u8>);
@@ -651,6 +662,47 @@ mod tests {
         drop(new.lock(&path("LOCK")).expect("the lock died with its process"));
         new.rename(&path("a"), &path("b")).unwrap();
         assert_eq!(fs.paths(), [path("b")]);
+    }
+
+    #[test]
+    fn a_crash_ends_the_process_but_keeps_the_page_cache() {
+        let fs = SimFs::new(5, 512);
+        let old = fs.process();
+        let file = old.create_new(&path("a")).unwrap();
+        let lock = old.lock(&path("LOCK")).unwrap();
+        file.write_all_at(&[7; 1024], 0).unwrap();
+        fs.crash();
+        assert_eq!(file.sync_data().unwrap_err().raw_os_error(), Some(EIO), "the dead process's handle");
+        assert_eq!(old.list(Path::new("/wal")).unwrap_err().raw_os_error(), Some(EIO));
+        drop(lock);
+        let new = fs.process();
+        drop(new.lock(&path("LOCK")).expect("the lock died with its process"));
+        let reopened = new.open(&path("a")).unwrap();
+        let mut read = [0; 1024];
+        reopened.read_exact_at(&mut read, 0).unwrap();
+        assert_eq!(read, [7; 1024], "the next process reads the unsynced write from the cache");
+        reopened.sync_data().unwrap();
+        new.sync_dir(Path::new("/wal")).unwrap();
+        fs.power_loss();
+        assert_eq!(fs.contents(&path("a")), Some(vec![7; 1024]), "its sync made it durable");
+    }
+
+    #[test]
+    fn a_failed_sync_loses_the_dirty_pages_that_reads_still_see() {
+        let fs = SimFs::new(9, 512);
+        let file = fs.create_new(&path("a")).unwrap();
+        file.write_all_at(&[1; 512], 0).unwrap();
+        file.sync_data().unwrap();
+        file.write_all_at(&[2; 512], 512).unwrap();
+        fs.plan(0, Fault::Eio);
+        assert!(file.sync_data().is_err());
+        file.sync_data().expect("nothing is dirty any more: the retry succeeds");
+        let mut read = [0; 512];
+        file.read_exact_at(&mut read, 512).unwrap();
+        assert_eq!(read, [2; 512], "the cache still shows the lost write");
+        file.drop_cache().unwrap();
+        file.read_exact_at(&mut read, 512).unwrap();
+        assert_eq!(read, [0; 512], "the disk never got it");
     }
 
     #[test]

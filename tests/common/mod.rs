@@ -99,7 +99,9 @@ impl Model {
 
     pub fn install_snapshot(&mut self, wal: &Wal, meta: SnapshotMeta) {
         wal.install_snapshot(meta.clone()).expect("install_snapshot").wait().expect("durable");
-        let keep = self.entries.get(&meta.index).is_some_and(|entry| entry.term == meta.term);
+        let term = self.entries.get(&meta.index).map(|entry| entry.term);
+        let keep = term.or(self.purged.filter(|&(index, _)| index == meta.index).map(|(_, term)| term))
+            == Some(meta.term);
         if keep {
             self.entries.retain(|&index, _| index > meta.index);
         } else {
