@@ -1,9 +1,13 @@
 //! Power-loss simulation: for each seed, random operations run on the simulated file system
-//! through small segments, power is cut at a random operation (during recovery too), EIO and
-//! ENOSPC are injected, and after every reopen the log must be exactly the state after some
-//! prefix of the submitted records, at least as long as the acknowledged prefix. Finally a bit is
-//! flipped in a sealed segment: the default open must fail there, and salvage must drop exactly
-//! the records from the damaged one on.
+//! through small segments; power is cut, or the process crashes (the page cache survives), at a
+//! random operation (during recovery too); EIO (a failed sync loses its dirty pages, which reads
+//! still see) and ENOSPC (sometimes on overwrites too, as on a copy-on-write file system) are
+//! injected. After every reopen the log must be exactly the state after some prefix of the
+//! submitted records, at least as long as the acknowledged prefix, and what a reopen showed
+//! counts as acknowledged: a later power loss must not take it back. Finally a bit is flipped in
+//! a segment a clean close made durable (the default open must fail there, and salvage must drop
+//! exactly the records from the damaged one on), or a segment file is lost or shortened (open
+//! must fail and change nothing).
 //!
 //! `RAFTWAL_SIM_SEEDS=n` runs seeds `0..n` (default 1500); `RAFTWAL_SIM_SEED=s` replays one.
 //! A failure prints the seed and the operation trace.
@@ -57,10 +61,10 @@ impl Run {
     /// Opens after a crash and checks the state against `history`; `None` if the open itself was
     /// cut short by a planned fault.
     fn reopen_and_check(&mut self, history: &History) -> Option<(Wal, State)> {
-        let losses = self.sim.power_losses();
+        let losses = self.sim.power_losses() + self.sim.crashes();
         let wal = match self.open(RecoveryMode::TornTail) {
             Ok(wal) => wal,
-            Err(error) if self.sim.power_losses() > losses || is_injected(&error) => {
+            Err(error) if self.sim.power_losses() + self.sim.crashes() > losses || is_injected(&error) => {
                 self.log(format!("open cut short: {error}"));
                 return None;
             }
@@ -68,7 +72,7 @@ impl Run {
         };
         let state = match State::read(&wal) {
             Ok(state) => state,
-            Err(error) if self.sim.power_losses() > losses || is_injected(&error) => {
+            Err(error) if self.sim.power_losses() + self.sim.crashes() > losses || is_injected(&error) => {
                 self.log(format!("read after open cut short: {error}"));
                 return None;
             }
@@ -249,7 +253,8 @@ impl Run {
     }
 
     fn plan_faults(&mut self) {
-        self.sim.plan(1 + self.rng.below(600), Fault::PowerLoss);
+        let stop = if self.rng.chance(30) { Fault::Crash } else { Fault::PowerLoss };
+        self.sim.plan(1 + self.rng.below(600), stop);
         if self.rng.chance(25) {
             self.sim.plan(1 + self.rng.below(400), Fault::Eio);
         }
@@ -262,6 +267,7 @@ impl Run {
                 .map(|bytes| bytes.len() as u64)
                 .sum();
             self.sim.set_space(Some(used + self.rng.below(3 * self.options.segment_bytes)));
+            self.sim.set_copy_on_write(self.rng.chance(30));
         }
     }
 }
@@ -311,16 +317,79 @@ fn run_seed(seed: u64) -> u64 {
         if run.rng.chance(15) && wal.close().is_ok() {
             history.acked = history.ops.len();
         }
-        run.sim.power_loss();
+        if run.rng.chance(35) {
+            // The next round restarts on the same boot; a later round cuts the power.
+            run.log("crash");
+            run.sim.crash();
+        } else {
+            run.sim.power_loss();
+        }
         drop(wal);
         run.sim.clear_plan();
         run.sim.set_space(None);
+        run.sim.set_copy_on_write(false);
     }
+    run.sim.power_loss();
     let (wal, _) = run.reopen_and_check(&history).unwrap_or_else(|| run.fail("final open cut short"));
-    if run.rng.chance(30) {
-        flip_a_sealed_bit(&mut run, wal);
+    match run.rng.below(10) {
+        0..3 => flip_a_durable_bit(&mut run, wal),
+        3 => lose_a_file(&mut run, wal),
+        _ => {}
     }
-    run.sim.power_losses()
+    run.sim.power_losses() + run.sim.crashes()
+}
+
+/// Loses or shortens a segment file holding records: open must fail, and change nothing.
+fn lose_a_file(run: &mut Run, wal: Wal) {
+    if let Err(error) = wal.close() {
+        run.fail(format!("clean close: {error}"));
+    }
+    drop(wal);
+    let with_records: Vec<PathBuf> = segment_images(run).into_iter().map(|(path, _)| path).collect();
+    let Some(victim) = with_records.last() else { return };
+    let lose = run.rng.chance(50);
+    if lose {
+        // Losing the newest segment with no spare after it cannot be told from a log that never
+        // got that far (docs/format.md).
+        let spare_follows =
+            run.sim.paths().iter().any(|path| path > victim && path.extension().is_some_and(|e| e == "seg"));
+        if !spare_follows {
+            return;
+        }
+        run.log(format!("lose {}", victim.display()));
+        run.sim.lose(victim).unwrap();
+    } else {
+        let bytes = run.sim.contents(victim).unwrap().len() as u64;
+        let cut = 64 + run.rng.below(bytes - 64);
+        run.log(format!("shorten {} to {cut} bytes", victim.display()));
+        run.sim.shorten(victim, cut).unwrap();
+    }
+    let after_damage: Vec<(PathBuf, Option<Vec<u8>>)> =
+        run.sim.paths().into_iter().map(|path| (path.clone(), run.sim.contents(&path))).collect();
+    match run.open(RecoveryMode::TornTail) {
+        Err(Error::MissingSegments { .. }) if lose => {}
+        Err(Error::Corruption { path, .. }) if !lose && path == *victim => {}
+        other => run.fail(format!("open after losing or shortening a segment: {other:?}")),
+    }
+    let now: Vec<(PathBuf, Option<Vec<u8>>)> =
+        run.sim.paths().into_iter().map(|path| (path.clone(), run.sim.contents(&path))).collect();
+    if now != after_damage {
+        run.fail("a failed open changed the files");
+    }
+}
+
+/// The segment files holding records, oldest first, with their records.
+fn segment_images(run: &Run) -> Vec<(PathBuf, Vec<RecordAt>)> {
+    run.sim
+        .paths()
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .map(|path| {
+            let found = records(&run.sim.contents(&path).unwrap());
+            (path, found)
+        })
+        .filter(|(_, found)| !found.is_empty())
+        .collect()
 }
 
 /// A record in a segment image: (offset, record_bytes, kind).
@@ -344,28 +413,30 @@ fn records(bytes: &[u8]) -> Vec<RecordAt> {
 const BATCH: u8 = 7;
 const CHECKPOINT: u8 = 6;
 
-fn flip_a_sealed_bit(run: &mut Run, wal: Wal) {
+/// Flips a bit in a record that a clean close made durable: in a sealed segment, or in the
+/// newest one before the batch record with which `close` claimed it durable.
+fn flip_a_durable_bit(run: &mut Run, wal: Wal) {
     if let Err(error) = wal.close() {
         run.fail(format!("clean close: {error}"));
     }
     drop(wal);
-    let segments: Vec<(PathBuf, Vec<RecordAt>)> = run
-        .sim
-        .paths()
-        .into_iter()
-        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
-        .map(|path| {
-            let found = records(&run.sim.contents(&path).unwrap());
-            (path, found)
-        })
-        .filter(|(_, found)| !found.is_empty())
-        .collect();
-    if segments.len() < 2 {
+    let segments = segment_images(run);
+    let Some((_, newest)) = segments.last() else { return };
+    // The claim itself is the one record whose damage is a torn tail: nothing claims it.
+    // Without one (no room was left for it), damage in the newest segment's last batch is
+    // rightly a torn tail: only sealed segments qualify then.
+    let claimed = newest.last().is_some_and(|&(_, len, kind)| kind == BATCH && len == 40);
+    let candidates = match claimed {
+        true if newest.len() > 1 => segments.len(),
+        _ => segments.len() - 1,
+    };
+    if candidates == 0 {
         return;
     }
-    let victim = run.rng.below(segments.len() as u64 - 1) as usize;
+    let victim = run.rng.below(candidates as u64) as usize;
     let (path, found) = &segments[victim];
-    let (offset, len, _) = found[run.rng.below(found.len() as u64) as usize];
+    let choices = if victim == segments.len() - 1 { found.len() - 1 } else { found.len() };
+    let (offset, len, _) = found[run.rng.below(choices as u64) as usize];
     let byte = offset + run.rng.below(len as u64) as usize;
     run.log(format!("flip a bit at {} offset {byte} (record at {offset})", path.display()));
     run.sim.flip_bit(path, byte as u64, run.rng.below(8) as u8).unwrap();
