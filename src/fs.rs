@@ -48,11 +48,13 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// fsync: data and all metadata are durable.
     fn sync_all(&self) -> io::Result<()>;
-    /// Drops the file's clean pages from the OS page cache, so that the next read comes from the
-    /// disk. After a failed fsync Linux may mark pages clean that never reached the disk
-    /// (fsyncgate), and reads keep returning them until they are evicted: recovery syncs and
-    /// then drops a file before it trusts what it reads. By default, does nothing.
-    fn drop_cache(&self) -> io::Result<()> {
+    /// Drops the clean pages of `[offset, offset + len)` (`len` 0: to the end of the file),
+    /// widened to whole pages, from the OS page cache, so that the next read comes from the disk.
+    /// After a failed fsync Linux may mark pages clean that never reached the disk (fsyncgate),
+    /// and reads keep returning them until they are evicted: recovery syncs and then drops a file
+    /// before it trusts what it reads. Pages that are mapped stay. By default, does nothing.
+    fn drop_cache(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
         Ok(())
     }
     fn set_len(&self, bytes: u64) -> io::Result<()>;
@@ -165,10 +167,18 @@ impl FileHandle for StdFile {
     }
 
     #[cfg(target_os = "linux")]
-    fn drop_cache(&self) -> io::Result<()> {
+    fn drop_cache(&self, offset: u64, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
+        // The kernel drops only the pages wholly inside the range: widen it to whole pages.
+        // SAFETY: sysconf takes no pointers.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+        let start = offset / page * page;
+        let end = if len == 0 { 0 } else { (offset + len).div_ceil(page) * page };
+        let (Ok(start), Ok(span)) = (i64::try_from(start), i64::try_from(end.saturating_sub(start))) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
         // SAFETY: posix_fadvise on a descriptor this `File` owns; it takes no pointers.
-        match unsafe { libc::posix_fadvise(self.0.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) } {
+        match unsafe { libc::posix_fadvise(self.0.as_raw_fd(), start, span, libc::POSIX_FADV_DONTNEED) } {
             0 => Ok(()),
             error => Err(io::Error::from_raw_os_error(error)),
         }

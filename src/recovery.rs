@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::{
     self, Checkpoint, Kind, Record, RecordFault, SEGMENT_HEADER_BYTES, SEGMENT_SUFFIX, SegmentId,
 };
-use crate::fs::Fs;
+use crate::fs::{FileHandle, Fs};
 use crate::index::Location;
 use crate::inspect::BACKUP_SUFFIX;
 use crate::options::{Options, RecoveryMode};
@@ -339,21 +339,79 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
 /// one whose first write began: fdatasync it (what the cache holds that the disk may not, the
 /// disk holds now; what a failed sync lost stays lost) and drop it from the cache (what is read
 /// next comes from the disk). Older segments were synced before the next one was first written.
+///
+/// After a clean close none of that is needed, and dropping the newest segment would make every
+/// restart read it from the disk: when the cache shows the close claim as the last record and
+/// the disk holds that claim too, everything before it is durable, and nothing came after it.
 fn settle(fs: &dyn Fs, dir: &Path) -> Result<()> {
     let (ids, _) = list_segments(fs, dir)?;
+    let mut files = Vec::new();
+    let mut begun = None;
     for id in ids.iter().rev() {
         let file = fs.open(&dir.join(id.file_name()))?;
         file.sync_data()?;
-        file.drop_cache()?;
         let mut first = [0u8; 4];
-        let begun = file.size()? >= (SEGMENT_HEADER_BYTES + first.len()) as u64
+        let started = file.size()? >= (SEGMENT_HEADER_BYTES + first.len()) as u64
             && file.read_exact_at(&mut first, SEGMENT_HEADER_BYTES as u64).is_ok()
             && first != [0; 4];
-        if begun {
+        if started {
+            begun = Some((*id, file));
             break;
         }
+        files.push(file);
+    }
+    if let Some((id, file)) = begun {
+        if closed_cleanly(&*file, id)? {
+            return Ok(());
+        }
+        files.push(file);
+    }
+    for file in &files {
+        file.drop_cache(0, 0)?;
     }
     Ok(())
+}
+
+/// A batch record's length: the close claim is one.
+const CLAIM_BYTES: usize = format::RECORD_HEADER_BYTES + format::BATCH_PAYLOAD_BYTES;
+
+/// Whether segment `id` ends with the claim a clean `close` writes, in the cache and on the
+/// disk: the last record is a batch record whose `durable_to` is its own offset, only zeros
+/// follow it, and the same record, read again from the disk, validates.
+fn closed_cleanly(file: &dyn FileHandle, id: SegmentId) -> Result<bool> {
+    let claim = {
+        let map = file.map()?;
+        let bytes = map.bytes();
+        let Ok(header) = format::decode_segment_header(bytes, id) else { return Ok(false) };
+        let mut at = SEGMENT_HEADER_BYTES;
+        let mut last = None;
+        while let Some(word) = bytes.get(at..at + 4) {
+            let len = u32::from_le_bytes(word.try_into().expect("4 bytes")) as usize;
+            if len == 0 {
+                break;
+            }
+            if len < format::RECORD_HEADER_BYTES || at + len > bytes.len() {
+                return Ok(false);
+            }
+            last = Some((at, len));
+            at += len.next_multiple_of(format::RECORD_ALIGN);
+        }
+        match last {
+            Some((last, len)) if len == CLAIM_BYTES && at <= bytes.len() && is_blank(&bytes[at..]) => {
+                (last, header.salt)
+            }
+            _ => return Ok(false),
+        }
+        // The mapping goes here: mapped pages cannot be dropped from the cache.
+    };
+    let (offset, salt) = claim;
+    let mut record = [0u8; CLAIM_BYTES];
+    file.drop_cache(offset as u64, record.len() as u64)?;
+    file.read_exact_at(&mut record, offset as u64)?;
+    let seed = format::segment_seed(id, salt);
+    Ok(format::is_batch_record_start(&record)
+        && format::decode_record(&record, seed)
+            .is_ok_and(|record| format::decode_u64s::<1>(record.payload) == Some([offset as u64])))
 }
 
 /// The segment files in `dir`, in id order; an error if it holds a file raftwal did not write.
@@ -418,7 +476,12 @@ fn zero_range(mut segment: Segment, from: u64, to: u64) -> Result<Segment> {
             segment.file().write_all_at(&zeros[..len as usize], at)?;
             at += len;
         }
-        segment.file().sync_data()?;
+        if let Err(error) = segment.file().sync_data() {
+            // The zeros may never reach the disk while the cache shows them, and a later open
+            // that trusts a clean close would take the cache's word for it: evict them.
+            let _ = segment.file().drop_cache(from, to - from);
+            return Err(error.into());
+        }
     }
     Ok(segment)
 }

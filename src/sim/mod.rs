@@ -539,9 +539,10 @@ impl FileHandle for SimFile {
         self.sync_data()
     }
 
-    fn drop_cache(&self) -> io::Result<()> {
+    fn drop_cache(&self, offset: u64, len: u64) -> io::Result<()> {
         let mut world = self.world.lock();
         world.begin(self.generation)?;
+        let sector = world.sector_bytes as u64;
         let inode = world.inode(self.ino)?;
         // Clean pages go and are read again from the disk; dirty ones stay.
         let mut image = inode.durable.clone();
@@ -549,7 +550,12 @@ impl FileHandle for SimFile {
             overlay(&mut image, *offset, bytes);
         }
         image.resize(inode.volatile.len(), 0);
-        inode.volatile = image;
+        let start = (offset / sector * sector).min(image.len() as u64) as usize;
+        let end = match len {
+            0 => image.len(),
+            _ => ((offset + len).div_ceil(sector) * sector).min(image.len() as u64) as usize,
+        };
+        inode.volatile[start..end].copy_from_slice(&image[start..end]);
         Ok(())
     }
 
@@ -700,7 +706,7 @@ mod tests {
         let mut read = [0; 512];
         file.read_exact_at(&mut read, 512).unwrap();
         assert_eq!(read, [2; 512], "the cache still shows the lost write");
-        file.drop_cache().unwrap();
+        file.drop_cache(0, 0).unwrap();
         file.read_exact_at(&mut read, 512).unwrap();
         assert_eq!(read, [0; 512], "the disk never got it");
     }
