@@ -1,0 +1,255 @@
+//! Power loss through the real kernel: raftwal with its real `StdFs` (pwrite, fdatasync, rename,
+//! directory fsync, mmap, flock, posix_fadvise) on `CutFs`, a FUSE file system whose bytes live in
+//! a simulated disk (`tests/cutfs`). The test binary runs itself as a child that appends and
+//! prints each acknowledgement; the parent cuts the power (a random subset of the unsynced
+//! writes survives, torn at sector boundaries), kills the child, remounts, opens the log itself
+//! and checks that every acknowledged entry, and everything a restarted child was shown, is there
+//! with its bytes. Between cuts the child is sometimes killed without a cut and restarted on the
+//! same mount (the kernel's page cache kept), and an fsync sometimes fails (its writes lost while
+//! the kernel's cache still shows them).
+//!
+//! It mounts a file system, so it needs `/dev/fuse` and root: `cargo test --test fuse_power_loss
+//! -- --ignored` (`.ci/run` does, when FUSE is there). `RAFTWAL_FUSE_CUTS` sets the cuts (default
+//! 100), `RAFTWAL_FUSE_SEED` the seed.
+
+mod cutfs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use cutfs::CutFs;
+use raftwal::sim::{Fault, Rng, SimFs};
+use raftwal::{Entry, Options, Wal};
+
+const CHILD_DIR: &str = "RAFTWAL_FUSE_CHILD_DIR";
+const CHILD_TERM: &str = "RAFTWAL_FUSE_CHILD_TERM";
+const LOG_DIR: &str = "/wal";
+
+/// Small segments, so that cuts land in rotations and preallocations too.
+fn options() -> Options {
+    Options { segment_bytes: 64 << 10, ..Options::default() }
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    let len = 16 + ((index * 7 + term * 13) % 400) as usize;
+    Entry {
+        index,
+        term,
+        data: (0..len).map(|at| (index as usize * 31 + term as usize * 17 + at) as u8).collect(),
+    }
+}
+
+/// The child: opens the log, prints `shown <last index> <its term>` (`0 0` if empty), then appends batches of its
+/// own term, printing `ack <last index of the batch> <term>` once each is durable, until killed
+/// or until an operation fails. Does nothing when run as an ordinary test.
+#[test]
+fn child_appender() {
+    let (Ok(dir), Ok(term)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_TERM)) else { return };
+    let term: u64 = term.parse().expect("term");
+    let wal = match Wal::open(&dir, options()) {
+        Ok(wal) => wal,
+        Err(error) => {
+            println!("failed open: {error}");
+            return;
+        }
+    };
+    let last = wal.last_index().expect("fresh wal").unwrap_or(0);
+    let last_term = if last == 0 { 0 } else { wal.term(last).expect("term of the last entry") };
+    println!("shown {last} {last_term}");
+    let mut next = last + 1;
+    loop {
+        let batch: Vec<Entry> = (next..next + 1 + next % 3).map(|index| entry(index, term)).collect();
+        let last = batch.last().expect("not empty").index;
+        match wal.append(&batch).and_then(raftwal::Completion::wait) {
+            Ok(()) => println!("ack {last} {term}"),
+            Err(error) => {
+                println!("failed: {error}");
+                return;
+            }
+        }
+        next = last + 1;
+    }
+}
+
+struct Appender {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Appender {
+    fn start(log: &Path, term: u64) -> Appender {
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["child_appender", "--exact", "--nocapture", "--quiet"])
+            .env(CHILD_DIR, log)
+            .env(CHILD_TERM, term.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Appender { child, lines }
+    }
+
+    /// Waits until the child has opened the log (or failed to), recording what it was shown.
+    fn opened(&mut self, known: &mut Known) {
+        if let Ok(line) = self.lines.recv_timeout(Duration::from_secs(20)) {
+            known.record(&line);
+        }
+    }
+
+    /// Waits for `acks` more acknowledgements (or the child's exit), recording what it reports.
+    fn run(&mut self, acks: u64, known: &mut Known) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = 0;
+        while seen < acks {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => seen += u64::from(known.record(&line)),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => panic!("the child stopped acknowledging"),
+            }
+        }
+    }
+
+    /// Kills the child and records everything it printed before dying.
+    fn kill(mut self, known: &mut Known) {
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for child");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            known.record(&line);
+        }
+    }
+}
+
+/// What must survive: entries acknowledged or shown to a restarted child, by index, with term.
+#[derive(Default)]
+struct Known {
+    entries: BTreeMap<u64, u64>,
+    acks: u64,
+}
+
+impl Known {
+    /// Records a child's line; true if it was an acknowledgement.
+    fn record(&mut self, line: &str) -> bool {
+        let mut words = line.split(' ');
+        let (Some(what), Some(index), Some(term)) = (words.next(), words.next(), words.next()) else {
+            return false;
+        };
+        let (Ok(index), Ok(term)) = (index.parse(), term.parse()) else { return false };
+        match what {
+            "ack" | "shown" if index > 0 => {
+                self.entries.insert(index, term);
+                self.acks += u64::from(what == "ack");
+                what == "ack"
+            }
+            _ => false,
+        }
+    }
+
+    /// Opens the log and checks it holds everything known, with the right bytes, and only bytes
+    /// that were written as entries; then everything it holds is known (the open made it so).
+    fn check(&mut self, log: &Path, cut: u64) {
+        let wal = Wal::open(log, options()).unwrap_or_else(|error| panic!("cut {cut}: open: {error}"));
+        let last = wal.last_index().unwrap().unwrap_or(0);
+        if let Some((&index, _)) = self.entries.last_key_value() {
+            assert!(last >= index, "cut {cut}: the log ends at {last}, entry {index} was acknowledged");
+        }
+        if last > 0 {
+            let first = wal.first_index().unwrap().expect("not empty");
+            for got in wal.entries(first..last + 1, u64::MAX).unwrap() {
+                assert_eq!(got, entry(got.index, got.term), "cut {cut}: entry {} has wrong bytes", got.index);
+                if let Some(&term) = self.entries.get(&got.index) {
+                    assert_eq!(got.term, term, "cut {cut}: entry {} lost its acknowledged term", got.index);
+                }
+                self.entries.insert(got.index, got.term);
+            }
+        }
+        wal.close().unwrap();
+    }
+}
+
+fn mount(sim: &SimFs, at: &Path) -> fuser::BackgroundSession {
+    let dirs: BTreeSet<PathBuf> = [PathBuf::from(LOG_DIR)].into();
+    let options = [fuser::MountOption::FSName("raftwal-cutfs".into())];
+    fuser::spawn_mount2(CutFs::new(sim, dirs), at, &options).expect("mount")
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn fuse_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("mounting needs root".into());
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .err()
+        .map(|error| format!("/dev/fuse: {error}"))
+}
+
+#[test]
+#[ignore = "mounts a FUSE file system (root, /dev/fuse): cargo test --test fuse_power_loss -- --ignored"]
+fn power_cuts_through_the_kernel_lose_no_acknowledged_entry() {
+    if let Some(why) = fuse_unavailable() {
+        panic!("FUSE is unavailable here ({why}): this test cannot run");
+    }
+    let cuts: u64 = std::env::var("RAFTWAL_FUSE_CUTS").map_or(100, |n| n.parse().expect("RAFTWAL_FUSE_CUTS"));
+    let seed: u64 = std::env::var("RAFTWAL_FUSE_SEED").map_or(1, |n| n.parse().expect("RAFTWAL_FUSE_SEED"));
+    let mut rng = Rng::new(seed);
+    let sim = SimFs::new(seed, if rng.chance(50) { 512 } else { 4096 });
+    let mountpoint = tempfile::tempdir().unwrap();
+    let log = mountpoint.path().join(LOG_DIR.trim_start_matches('/'));
+    let mut session = mount(&sim, mountpoint.path());
+    let mut known = Known::default();
+    let (mut term, mut restarts, mut failed_syncs) = (1, 0, 0);
+    let started = Instant::now();
+    for cut in 0..cuts {
+        // One to three processes on this boot: each but the last dies without a power cut (the
+        // kernel's page cache and the file system's unsynced writes stay for the next), and an
+        // operation sometimes fails with EIO (a failed fsync loses its writes).
+        let lives = 1 + rng.below(3);
+        for life in 0..lives {
+            if rng.chance(20) {
+                sim.plan(rng.below(60), Fault::Eio);
+                failed_syncs += 1;
+            }
+            term += 1;
+            let mut appender = Appender::start(&log, term);
+            appender.opened(&mut known);
+            // Often cut soon after the open: before anything new is synced, what the open showed
+            // must already be durable.
+            let acks = if rng.chance(30) { rng.below(2) } else { rng.below(30) };
+            appender.run(acks, &mut known);
+            if life + 1 == lives {
+                sim.power_loss();
+            } else {
+                restarts += 1;
+            }
+            appender.kill(&mut known);
+        }
+        sim.clear_plan();
+        drop(session);
+        session = mount(&sim, mountpoint.path());
+        known.check(&log, cut);
+    }
+    drop(session);
+    eprintln!(
+        "{cuts} power cuts through FUSE, {restarts} restarts without one, {failed_syncs} planned I/O errors, \
+         {} acknowledgements, {} entries at the end, in {:.1?}",
+        known.acks,
+        known.entries.len(),
+        started.elapsed()
+    );
+}
