@@ -126,7 +126,12 @@ impl Durability {
         unsafe { parking_lot_core::unpark_filter(self.key(), filter, |_| DEFAULT_UNPARK_TOKEN) };
     }
 
-    fn end(&self) {
+    /// Nothing more will become durable: the committer failed or stopped.
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(AtomicOrdering::Acquire)
+    }
+
+    pub fn end(&self) {
         self.ended.store(true, AtomicOrdering::Release);
         // SAFETY: as in `wake_durable`.
         unsafe { parking_lot_core::unpark_all(self.key(), DEFAULT_UNPARK_TOKEN) };
@@ -182,7 +187,14 @@ impl Completion {
     /// `Error::Poisoned` if a write or fsync failed before the operation became durable;
     /// `Error::Closed` if the `Wal` stopped first.
     pub fn wait(self) -> Result<()> {
-        if self.shared.durability.wait(self.seq) {
+        let durability = &self.shared.durability;
+        let durable = if self.shared.is_stepped() {
+            self.shared.step_until(|| durability.is_durable(self.seq) || durability.has_ended());
+            durability.is_durable(self.seq)
+        } else {
+            durability.wait(self.seq)
+        };
+        if durable {
             return Ok(());
         }
         match &self.shared.core.lock().poisoned {
@@ -217,7 +229,7 @@ fn expected_ops(many_submitters: bool, queued: u64, batch_ops: u64) -> u64 {
     if many_submitters && expected <= COMMIT_DELAY_OPS_MAX { expected.max(1) } else { 1 }
 }
 
-/// The committer thread.
+/// The committer's state from one batch to the next.
 ///
 /// Adaptive commit delay: when a batch completes, the operations already queued plus the ones
 /// whose waiters it just woke are the next batch the submitters will likely produce. The
@@ -228,53 +240,74 @@ fn expected_ops(many_submitters: bool, queued: u64, batch_ops: u64) -> u64 {
 /// better gathered while this batch syncs than before it starts. Nor does it wait for more than
 /// `COMMIT_DELAY_OPS_MAX`: so many submitters are better split into two batches that gather
 /// while the other syncs.
-pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
-    let mut expected: u64 = 1;
-    loop {
-        let batch = {
-            let mut core = shared.core.lock();
-            while core.queue.is_empty() && !core.closing {
-                core.wake_at = 1;
-                shared.work.wait(&mut core);
-            }
-            if core.queue.is_empty() {
-                drop(core);
-                shared.durability.end();
-                return;
-            }
-            // Waiting is pointless once the queue is full: appenders are blocked on it.
-            let room = |core: &Core| core.queue.bytes < shared.options.batch_bytes_max;
-            if core.queue.ops < expected && room(&core) && !core.closing {
-                core.wake_at = expected;
-                let deadline = Instant::now() + COMMIT_DELAY_MAX;
-                while core.queue.ops < expected && room(&core) && !core.closing {
-                    if shared.work.wait_until(&mut core, deadline).timed_out() {
-                        break;
-                    }
+pub struct Committer {
+    /// The segment the last write went to.
+    current: Arc<Segment>,
+    /// Operations to hold the next batch back for.
+    expected: u64,
+}
+
+impl Committer {
+    pub fn new(current: Arc<Segment>) -> Committer {
+        Committer { current, expected: 1 }
+    }
+
+    /// The committer thread: commits batches until the log closes.
+    pub fn run(mut self, shared: &Shared) {
+        while let Some(batch) = self.take(shared, true) {
+            self.commit(shared, batch);
+        }
+        shared.durability.end();
+    }
+
+    /// Takes the queued operations as a batch. With `wait` (the committer thread), waits for
+    /// them and applies the commit delay, and returns `None` only once the log is closing and
+    /// nothing is queued; without (a stepped `Wal`), returns `None` when nothing is queued.
+    pub fn take(&mut self, shared: &Shared, wait: bool) -> Option<Batch> {
+        let mut core = shared.core.lock();
+        while wait && core.queue.is_empty() && !core.closing {
+            core.wake_at = 1;
+            shared.work.wait(&mut core);
+        }
+        if core.queue.is_empty() {
+            return None;
+        }
+        // Waiting is pointless once the queue is full: appenders are blocked on it.
+        let room = |core: &Core| core.queue.bytes < shared.options.batch_bytes_max;
+        let expected = self.expected;
+        if wait && core.queue.ops < expected && room(&core) && !core.closing {
+            core.wake_at = expected;
+            let deadline = Instant::now() + COMMIT_DELAY_MAX;
+            while core.queue.ops < expected && room(&core) && !core.closing {
+                if shared.work.wait_until(&mut core, deadline).timed_out() {
+                    break;
                 }
             }
-            // Busy until the batch is done: submitters need not wake the committer.
-            core.wake_at = u64::MAX;
-            let batch = std::mem::take(&mut core.queue);
-            core.inflight = Arc::new(batch.chunks);
-            shared.progress.notify_all();
-            Batch {
-                chunks: core.inflight.clone(),
-                ops: batch.ops,
-                last_seq: batch.last_seq,
-                callbacks: batch.callbacks,
-                // In `SyncMode::Data` every earlier batch was synced: a batch without records
-                // (callbacks only) has nothing to sync unless asked.
-                sync: batch.force_sync
-                    || (shared.options.sync == SyncMode::Data && !core.inflight.is_empty()),
-                delete_below: batch.delete_below,
-                many_submitters: batch.many_submitters,
-                poisoned: core.poisoned.clone(),
-            }
-        };
+        }
+        // Busy until the batch is done: submitters need not wake the committer.
+        core.wake_at = u64::MAX;
+        let batch = std::mem::take(&mut core.queue);
+        core.inflight = Arc::new(batch.chunks);
+        shared.progress.notify_all();
+        Some(Batch {
+            chunks: core.inflight.clone(),
+            ops: batch.ops,
+            last_seq: batch.last_seq,
+            callbacks: batch.callbacks,
+            // In `SyncMode::Data` every earlier batch was synced: a batch without records
+            // (callbacks only) has nothing to sync unless asked.
+            sync: batch.force_sync || (shared.options.sync == SyncMode::Data && !core.inflight.is_empty()),
+            delete_below: batch.delete_below,
+            many_submitters: batch.many_submitters,
+            poisoned: core.poisoned.clone(),
+        })
+    }
+
+    /// Writes and syncs a batch, then completes its operations in order.
+    pub fn commit(&mut self, shared: &Shared, batch: Batch) {
         let result = match &batch.poisoned {
             Some(cause) => Err(cause.clone()),
-            None => write(&shared, &mut current, &batch).map_err(Arc::new),
+            None => write(shared, &mut self.current, &batch).map_err(Arc::new),
         };
         // Callbacks run before waiters wake, so a waiter on any operation of this batch or a
         // later one finds every earlier callback already called.
@@ -297,7 +330,7 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
                 }
             }
             core.inflight = Arc::default();
-            expected = expected_ops(batch.many_submitters, core.queue.ops, batch.ops);
+            self.expected = expected_ops(batch.many_submitters, core.queue.ops, batch.ops);
         }
         match &result {
             Ok(()) => shared.durability.publish(batch.last_seq),
@@ -312,7 +345,7 @@ pub fn run(shared: Arc<Shared>, mut current: Arc<Segment>) {
     }
 }
 
-struct Batch {
+pub struct Batch {
     chunks: Arc<Vec<Chunk>>,
     ops: u64,
     last_seq: u64,

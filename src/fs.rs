@@ -29,6 +29,14 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// A fresh salt for a new segment: unpredictable, so bytes from an earlier file that had
     /// the same id never validate in the new one.
     fn salt(&self) -> u64;
+    /// `Some(seed)` asks a `Wal` on this file system to run its background work (group commit,
+    /// preallocation, deletion) not on threads of its own but as steps on the threads that use
+    /// it, whenever they wait for that work and at random points between operations, in an
+    /// order drawn from `seed`: a simulation then replays exactly. Callbacks of `append_with` and
+    /// `sync_with` must then not call the `Wal`. By default `None`: background threads.
+    fn stepped(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An open file.

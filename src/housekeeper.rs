@@ -24,14 +24,23 @@ pub enum Chore {
     Stop,
 }
 
-pub fn run(shared: Arc<Shared>, chores: Receiver<Chore>) {
+/// The housekeeper thread: does chores until told to stop.
+pub fn run(shared: &Shared, chores: &Receiver<Chore>) {
     for chore in chores {
-        match chore {
-            Chore::Replenish => replenish(&shared),
-            Chore::DeleteBelow(below) => delete_below(&shared, below),
-            Chore::Stop => return,
+        if !perform(shared, chore) {
+            return;
         }
     }
+}
+
+/// Does one chore; false for `Chore::Stop`.
+pub fn perform(shared: &Shared, chore: Chore) -> bool {
+    match chore {
+        Chore::Replenish => replenish(shared),
+        Chore::DeleteBelow(below) => delete_below(shared, below),
+        Chore::Stop => return false,
+    }
+    true
 }
 
 fn replenish(shared: &Shared) {

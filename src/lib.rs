@@ -45,6 +45,7 @@ pub mod inspect;
 mod options;
 pub mod raft;
 mod recovery;
+mod rng;
 mod segment;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -533,12 +533,20 @@ fn prescan(segment: &Segment) -> Prescan {
     scan
 }
 
+/// Below this many bytes of segments, a thread costs more to start than it saves.
+const PRESCAN_THREAD_BYTES_MIN: u64 = 4 << 20;
+
 /// Prescans every (sealed) segment, on up to `PRESCAN_THREADS_MAX` threads.
 fn prescan_all(segments: &[Segment]) -> Vec<Prescan> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(segments.len())
-        .min(PRESCAN_THREADS_MAX);
+    let bytes: u64 = segments.iter().map(|segment| segment.bytes).sum();
+    let threads = if bytes < PRESCAN_THREAD_BYTES_MIN {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(segments.len())
+            .min(PRESCAN_THREADS_MAX)
+    };
     let slots: Vec<Mutex<Option<Prescan>>> = segments.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let work = || {

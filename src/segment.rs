@@ -51,7 +51,7 @@ impl Segment {
         };
         let written = (|| {
             file.write_all_at(&format::encode_segment_header(id, SegmentHeader { salt, bytes }), 0)?;
-            let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
+            let zeros = vec![0u8; ZEROS_CHUNK_BYTES.min(bytes as usize)];
             let mut at = format::SEGMENT_HEADER_BYTES as u64;
             while at < bytes {
                 let len = (bytes - at).min(ZEROS_CHUNK_BYTES as u64) as usize;

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::commit::{self, Callback, Chunk, Completion, Durability, Queue};
+use crate::commit::{Callback, Chunk, Committer, Completion, Durability, Queue};
 use crate::error::{Error, Result};
 use crate::format::{
     self, BATCH_PAYLOAD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId,
@@ -25,6 +25,7 @@ use crate::housekeeper::{self, Chore};
 use crate::index::Location;
 use crate::options::{Options, SyncMode};
 use crate::recovery::{self, LOCK_FILE, RecoveryReport};
+use crate::rng::Rng;
 use crate::segment::Segment;
 use crate::state::{Entry, HardState, INDEX_MAX, LogState, SnapshotMeta};
 
@@ -42,7 +43,21 @@ pub(crate) struct Shared {
     pub durability: Durability,
     pub stats: Counters,
     pub chores: Sender<Chore>,
+    /// The background work, when it runs as steps on the callers' threads (see `Fs::stepped`)
+    /// rather than on threads of its own.
+    pub steps: Option<Mutex<Steps>>,
 }
+
+/// A stepped `Wal`'s background work, and the generator that orders it.
+pub(crate) struct Steps {
+    committer: Committer,
+    chores: Receiver<Chore>,
+    rng: Rng,
+}
+
+/// The chance, in percent, that a stepped `Wal` runs a step after an operation is submitted, so
+/// that batch boundaries fall at random places.
+const STEP_AFTER_SUBMIT_PERCENT: u64 = 30;
 
 /// Everything behind the lock.
 pub(crate) struct Core {
@@ -277,7 +292,7 @@ impl Shared {
                 // The committer may be holding the batch back for more operations; there is no
                 // room for them.
                 self.work.notify_one();
-                self.progress.wait(&mut core);
+                self.wait_progress(&mut core);
                 continue;
             }
             if (bytes + core.overhead()) as u64 <= core.room() {
@@ -306,7 +321,48 @@ impl Shared {
             }
             let _ = self.chores.send(Chore::Replenish);
             stall.since.get_or_insert_with(Instant::now);
-            self.progress.wait(&mut core);
+            self.wait_progress(&mut core);
+        }
+    }
+
+    pub fn is_stepped(&self) -> bool {
+        self.steps.is_some()
+    }
+
+    /// Runs one piece of background work of a stepped `Wal`, a batch or a chore, chosen by its
+    /// generator; false if there was none (or the `Wal` is not stepped).
+    pub fn step(&self) -> bool {
+        let Some(steps) = &self.steps else { return false };
+        let mut steps = steps.lock();
+        let commit_first = steps.rng.chance(50);
+        for commit in [commit_first, !commit_first] {
+            if commit {
+                if let Some(batch) = steps.committer.take(self, false) {
+                    steps.committer.commit(self, batch);
+                    return true;
+                }
+            } else if let Ok(chore) = steps.chores.try_recv() {
+                housekeeper::perform(self, chore);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Steps until `done` holds or no work is left.
+    pub fn step_until(&self, done: impl Fn() -> bool) {
+        while !done() && self.step() {}
+    }
+
+    /// Waits for the committer or the housekeeper to make progress; a stepped `Wal` makes it
+    /// itself.
+    fn wait_progress(&self, core: &mut MutexGuard<'_, Core>) {
+        if self.is_stepped() {
+            MutexGuard::unlocked(core, || {
+                self.step();
+            });
+        } else {
+            self.progress.wait(core);
         }
     }
 
@@ -322,6 +378,11 @@ impl Shared {
         drop(core);
         if wake {
             self.work.notify_one();
+        }
+        if let Some(steps) = &self.steps
+            && steps.lock().rng.chance(STEP_AFTER_SUBMIT_PERCENT)
+        {
+            self.step();
         }
         Completion::new(shared.clone(), seq)
     }
@@ -428,6 +489,10 @@ impl Wal {
             recovered.sealed.into_iter().map(|segment| (segment.id, Arc::new(segment))).collect();
         segments.insert(active.id, active.clone());
         let (chores, chore_queue) = crossbeam_channel::unbounded();
+        let steps = fs.stepped().map(|seed| {
+            let committer = Committer::new(active.clone());
+            Mutex::new(Steps { committer, chores: chore_queue.clone(), rng: Rng::new(seed) })
+        });
         let shared = Arc::new(Shared {
             dir,
             fs,
@@ -454,24 +519,29 @@ impl Wal {
             durability: Durability::default(),
             stats: Counters::default(),
             chores,
+            steps,
         });
-        let committer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("raftwal-commit".into())
-                .spawn(move || commit::run(shared, active))?
-        };
-        let keeper = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("raftwal-housekeeper".into())
-                .spawn(move || housekeeper::run(shared, chore_queue))?
-        };
+        let mut threads = Vec::new();
+        if !shared.is_stepped() {
+            let committer = Committer::new(active);
+            let for_committer = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("raftwal-commit".into())
+                    .spawn(move || committer.run(&for_committer))?,
+            );
+            let for_keeper = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("raftwal-housekeeper".into())
+                    .spawn(move || housekeeper::run(&for_keeper, &chore_queue))?,
+            );
+        }
         let _ = shared.chores.send(Chore::Replenish);
         Ok(Wal {
             inner: Arc::new(Inner {
                 shared,
-                running: Mutex::new(Some(Running { threads: vec![committer, keeper], _lock: lock })),
+                running: Mutex::new(Some(Running { threads, _lock: lock })),
                 report: recovered.report,
             }),
         })
@@ -822,6 +892,13 @@ impl Wal {
         Ok(read(&core.log))
     }
 
+    /// On a stepped file system (see `Fs::stepped`, as `SimFs` is), runs the background work
+    /// (queued batches, preallocation, deletion) until none is left: a quiet point for a test to
+    /// plan a fault from. Does nothing when the `Wal` has background threads.
+    pub fn quiesce(&self) {
+        self.shared().step_until(|| false);
+    }
+
     /// What `open` found and repaired.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
@@ -884,6 +961,11 @@ fn stop(shared: &Arc<Shared>, running: &Mutex<Option<Running>>) -> Result<()> {
         shared.progress.notify_all();
     }
     let _ = shared.chores.send(Chore::Stop);
+    if shared.is_stepped() {
+        // What the threads would do before they stop: commit what is queued, do the chores.
+        shared.step_until(|| false);
+        shared.durability.end();
+    }
     for thread in threads.drain(..) {
         thread.join().expect("raftwal threads do not panic");
     }

@@ -20,14 +20,6 @@ fn open(sim: &SimFs, sync: SyncMode) -> Wal {
     Wal::open_with_fs(Arc::new(sim.process()), DIR, options).expect("open")
 }
 
-/// Waits until the housekeeper has preallocated the spare, so that the next file-system
-/// operations are the committer's and a planned fault hits the one the test means.
-fn quiesce(wal: &Wal) {
-    while wal.stats().segments_created == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
-
 /// Kills the process `wal` runs in, keeping the page cache, and drops the dead `Wal`.
 fn crash(sim: &SimFs, wal: Wal) {
     sim.crash();
@@ -87,7 +79,7 @@ fn regression_a_reopen_after_a_failed_fsync_trusted_pages_the_disk_never_got() {
         let sim = SimFs::new(seed, 512);
         let wal = open(&sim, SyncMode::Data);
         wal.append(&entries(1..4, 1)).unwrap().wait().unwrap();
-        quiesce(&wal);
+        wal.quiesce();
         // The committer's next operations: write the batch, then sync it. The sync fails.
         sim.plan(1, Fault::Eio);
         let failed = wal.append(&entries(4..6, 1)).unwrap().wait();
@@ -114,7 +106,7 @@ fn regression_getters_of_a_poisoned_wal_returned_state_that_was_not_durable() {
     let sim = SimFs::new(1, 512);
     let wal = open(&sim, SyncMode::Data);
     wal.append(&entries(1..4, 1)).unwrap().wait().unwrap();
-    quiesce(&wal);
+    wal.quiesce();
     sim.plan(1, Fault::Eio);
     let vote = HardState { term: 2, vote: 7, commit: 3 };
     assert!(matches!(wal.set_hard_state(vote).unwrap().wait(), Err(Error::Poisoned(_))));
@@ -138,7 +130,7 @@ fn regression_getters_of_a_poisoned_wal_returned_state_that_was_not_durable() {
 fn regression_the_first_append_after_space_came_back_failed_with_the_old_enospc() {
     let sim = SimFs::new(2, 512);
     let wal = open(&sim, SyncMode::Data);
-    quiesce(&wal);
+    wal.quiesce();
     // Room for the active segment and its spare, not for a third.
     sim.set_space(Some(2 * 8192 + 4096));
     let mut next = 1;
@@ -151,9 +143,8 @@ fn regression_the_first_append_after_space_came_back_failed_with_the_old_enospc(
     while wal.stats().segments < 2 {
         append(&wal).unwrap().wait().unwrap();
     }
-    while wal.stats().housekeeping_errors == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wal.quiesce();
+    assert_eq!(wal.stats().housekeeping_errors, 1, "the preallocation of the next spare failed");
     sim.set_space(None);
     while wal.stats().segments < 3 {
         append(&wal).expect("space is back").wait().unwrap();

@@ -130,7 +130,7 @@ fn reopen(fs: &SimFs, options: &Options, history: &mut History) -> Option<Wal> {
         !history.matching_prefixes(&state).is_empty(),
         "recovered state matches no prefix from {} to {} records\nrecovered: {state:?}\nacked: {:?}",
         history.acked,
-        history.ops.len(),
+        history.ops().len(),
         history.state_after(history.acked)
     );
     *history = History::new(state);
@@ -156,7 +156,7 @@ fn run_ops(
     let mut outcome = Ok(());
     for _ in 0..64 {
         let state = history.current();
-        let submitted = match next_op(input, &state, &mut term) {
+        let submitted = match next_op(input, state, &mut term) {
             Ok(op) => submit(wal, op),
             Err(error) => {
                 outcome = Err(error);
@@ -165,8 +165,8 @@ fn run_ops(
         };
         match submitted {
             Ok((ops, done)) => {
-                history.ops.extend(ops);
-                waiting.extend(done.map(|done| (history.ops.len(), done)));
+                history.submit(ops);
+                waiting.extend(done.map(|done| (history.ops().len(), done)));
             }
             Err(Error::Poisoned(_)) => break,
             Err(error) if injected(&error) => {}

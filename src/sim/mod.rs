@@ -16,53 +16,26 @@
 //! before it fails with EIO, and so does every path operation through a [`SimFs::process`] view
 //! taken before it, so a `Wal` still running in the old process cannot touch the files.
 //!
-//! Everything random comes from the seed; with one submitting thread the operation sequence of
-//! the file system is the same from run to run, up to the timing of raftwal's two background
-//! threads.
+//! Everything random comes from the seed. A `Wal` on a `SimFs` runs its background work as steps
+//! (see [`Fs::stepped`]) whose order the seed also decides, so with one submitting thread a seed
+//! replays exactly: the same operations, batches, faults and outcomes.
 
 pub mod fuzz;
 pub mod model;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+pub use crate::rng::Rng;
+
 use crate::fs::{FileHandle, Fs, LockGuard, Mapping};
 
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
-
-/// A small deterministic generator (splitmix64).
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound`; `bound` must not be zero.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0, "empty range");
-        self.next_u64() % bound
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// What a planned fault does when its operation number comes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +79,7 @@ struct World {
     /// Overwrites take new space too (a copy-on-write file system): ENOSPC is possible while
     /// writing into preallocated blocks.
     copy_on_write: bool,
-    inodes: HashMap<Ino, Inode>,
+    inodes: BTreeMap<Ino, Inode>,
     next_ino: Ino,
     names: BTreeMap<PathBuf, Ino>,
     durable_names: BTreeMap<PathBuf, Ino>,
@@ -237,7 +210,7 @@ impl SimFs {
                 plan: BTreeMap::new(),
                 space_bytes: None,
                 copy_on_write: false,
-                inodes: HashMap::new(),
+                inodes: BTreeMap::new(),
                 next_ino: 1,
                 names: BTreeMap::new(),
                 durable_names: BTreeMap::new(),
@@ -450,6 +423,10 @@ impl Fs for SimFs {
 
     fn salt(&self) -> u64 {
         self.world.lock().rng.next_u64()
+    }
+
+    fn stepped(&self) -> Option<u64> {
+        Some(self.world.lock().rng.next_u64())
     }
 }
 

@@ -101,19 +101,34 @@ impl State {
 #[derive(Clone, Debug, Default)]
 pub struct History {
     pub base: State,
-    pub ops: Vec<Op>,
+    ops: Vec<Op>,
     /// Acknowledged records: always a prefix, since completions resolve in order.
     pub acked: usize,
+    /// `base` with every submitted record applied.
+    current: State,
 }
 
 impl History {
     pub fn new(base: State) -> History {
-        History { base, ops: Vec::new(), acked: 0 }
+        History { current: base.clone(), base, ops: Vec::new(), acked: 0 }
+    }
+
+    /// Records submitted records, in order.
+    pub fn submit(&mut self, ops: impl IntoIterator<Item = Op>) {
+        for op in ops {
+            self.current.apply(&op);
+            self.ops.push(op);
+        }
+    }
+
+    /// The records submitted so far.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
     }
 
     /// The state with every submitted record applied: what the live `Wal` must show.
-    pub fn current(&self) -> State {
-        self.state_after(self.ops.len())
+    pub fn current(&self) -> &State {
+        &self.current
     }
 
     pub fn state_after(&self, records: usize) -> State {
@@ -125,6 +140,16 @@ impl History {
     /// The prefixes, from the acknowledged one up, that `state` equals. A recovered log must
     /// match at least one: it holds every acknowledged record and nothing never submitted.
     pub fn matching_prefixes(&self, state: &State) -> Vec<usize> {
-        (self.acked..=self.ops.len()).filter(|&records| self.state_after(records) == *state).collect()
+        let mut after = self.state_after(self.acked);
+        let mut matching = Vec::new();
+        for records in self.acked..=self.ops.len() {
+            if after == *state {
+                matching.push(records);
+            }
+            if let Some(op) = self.ops.get(records) {
+                after.apply(op);
+            }
+        }
+        matching
     }
 }
