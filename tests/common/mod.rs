@@ -2,13 +2,13 @@
 //! reference model of the log that a `Wal` is checked against.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use raftwal::fs::{FileHandle, Fs, LockGuard, Mapping, StdFs};
+use raftwal::sim::model::{Op, State};
 use raftwal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
 /// Entry `index` of `term`, with a payload whose length and bytes depend on both.
@@ -55,16 +55,22 @@ pub fn append_singly(wal: &Wal, model: &mut Model, done: impl Fn(&Wal, u64) -> b
     starts
 }
 
-/// What the log should hold, kept by the test beside the `Wal`.
+/// What the log should hold, kept by the test beside the `Wal`: the crate's reference model
+/// (`raftwal::sim::model::State`), changed through the same operations as the `Wal`.
 #[derive(Clone, Debug, Default)]
-pub struct Model {
-    pub entries: BTreeMap<u64, Entry>,
-    /// `(index, term)` of the last compacted entry.
-    pub purged: Option<(u64, u64)>,
-    pub next: Option<u64>,
-    pub hard_state: Option<HardState>,
-    pub snapshot: Option<SnapshotMeta>,
-    pub metadata: Option<Vec<u8>>,
+pub struct Model(pub State);
+
+impl std::ops::Deref for Model {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Model {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.0
+    }
 }
 
 impl Model {
@@ -74,72 +80,44 @@ impl Model {
         for piece in entries.chunks(APPEND_PIECE) {
             wal.append(piece).expect("append").wait().expect("durable");
         }
-        for entry in entries {
-            self.entries.insert(entry.index, entry.clone());
-        }
-        self.next = Some(entries.last().unwrap().index + 1);
+        entries.iter().for_each(|entry| self.0.apply(&Op::Entry(entry.clone())));
     }
 
     pub fn truncate(&mut self, wal: &Wal, from: u64) {
         wal.truncate(from).expect("truncate").wait().expect("durable");
-        self.entries.retain(|&index, _| index < from);
-        // `truncate` accepts only `from` at or after the first index.
-        if let Some(next) = self.next.as_mut() {
-            *next = (*next).min(from);
-        }
+        self.0.apply(&Op::Truncate(from));
     }
 
+    /// Purging below the first entry drops nothing, as in the `Wal`.
     pub fn purge(&mut self, wal: &Wal, upto: u64) {
         wal.purge(upto).expect("purge").wait().expect("durable");
-        if let Some(entry) = self.entries.get(&upto) {
-            self.purged = Some((upto, entry.term));
+        if self.entries.contains_key(&upto) {
+            self.0.apply(&Op::Purge(upto));
         }
-        self.entries.retain(|&index, _| index > upto);
     }
 
     pub fn install_snapshot(&mut self, wal: &Wal, meta: SnapshotMeta) {
         wal.install_snapshot(meta.clone()).expect("install_snapshot").wait().expect("durable");
-        let term = self.entries.get(&meta.index).map(|entry| entry.term);
-        let keep = term.or(self.purged.filter(|&(index, _)| index == meta.index).map(|(_, term)| term))
-            == Some(meta.term);
-        if keep {
-            self.entries.retain(|&index, _| index > meta.index);
-        } else {
-            self.entries.clear();
-            self.next = Some(meta.index + 1);
-        }
-        self.purged = Some((meta.index, meta.term));
-        self.snapshot = Some(meta);
+        self.0.apply(&Op::Snapshot(meta));
     }
 
     pub fn set_hard_state(&mut self, wal: &Wal, hard_state: HardState) {
         wal.set_hard_state(hard_state).expect("set_hard_state").wait().expect("durable");
-        self.hard_state = Some(hard_state);
+        self.0.apply(&Op::HardState(hard_state));
     }
 
     pub fn set_metadata(&mut self, wal: &Wal, metadata: &[u8]) {
         wal.set_metadata(metadata.to_vec()).expect("set_metadata").wait().expect("durable");
-        self.metadata = Some(metadata.to_vec());
+        self.0.apply(&Op::Metadata(metadata.to_vec()));
     }
 
-    /// Asserts that `wal` holds exactly what the model holds, entry by entry.
+    /// Asserts that `wal` holds exactly what the model holds, entry by entry, and answers
+    /// terms and out-of-range reads as it should.
     pub fn check(&self, wal: &Wal) {
-        let first = self.entries.keys().next().copied();
-        let last = self.entries.keys().next_back().copied();
-        assert_eq!(wal.first_index().unwrap(), first, "first index");
-        assert_eq!(wal.last_index().unwrap(), last, "last index");
-        assert_eq!(wal.next_index().unwrap(), self.next, "next index");
-        assert_eq!(wal.hard_state().unwrap(), self.hard_state, "hard state");
-        assert_eq!(wal.snapshot_meta().unwrap(), self.snapshot, "snapshot meta");
-        assert_eq!(wal.metadata().unwrap(), self.metadata, "metadata");
-        assert_eq!(wal.purged().unwrap(), self.purged, "purged");
-        if let (Some(first), Some(last)) = (first, last) {
-            let read = wal.entries(first..last + 1, u64::MAX).expect("read all");
-            let expected: Vec<Entry> = self.entries.values().cloned().collect();
-            assert_eq!(read.len(), expected.len(), "entry count");
-            for (got, want) in read.iter().zip(&expected) {
-                assert_eq!(got, want, "entry {}", want.index);
-                assert_eq!(wal.term(want.index).unwrap(), want.term);
+        assert_eq!(State::read(wal).expect("read the wal"), self.0, "the wal differs from the model");
+        if let (Some(first), Some(last)) = (self.first(), self.last()) {
+            for want in self.entries.values() {
+                assert_eq!(wal.term(want.index).unwrap(), want.term, "term of entry {}", want.index);
             }
             assert!(matches!(wal.entry(last + 1), Err(Error::Unavailable { .. })));
             if first > 0 {
