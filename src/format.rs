@@ -340,6 +340,40 @@ pub fn is_batch_record_start(bytes: &[u8]) -> bool {
         && bytes[KIND_AT] == Kind::Batch as u8
 }
 
+/// A record's framing, read without checking its checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Where the record starts in its segment.
+    pub offset: u64,
+    /// Its `record_bytes`: header and payload, pad excluded.
+    pub record_bytes: usize,
+    /// Its kind byte (see `docs/format.md`), whatever the value.
+    pub kind: u8,
+    pub index: u64,
+}
+
+/// The records of a segment image from the header on, walked by their lengths alone, up to a
+/// zero length, a length below the header's, or one that runs past the end. For tools and tests
+/// that look at the bytes; recovery verifies every record instead.
+pub fn frames(segment: &[u8]) -> impl Iterator<Item = Frame> + '_ {
+    let mut at = SEGMENT_HEADER_BYTES;
+    std::iter::from_fn(move || {
+        let header = segment.get(at..at.checked_add(RECORD_HEADER_BYTES)?)?;
+        let record_bytes = read_u32(header, LEN_AT) as usize;
+        if record_bytes < RECORD_HEADER_BYTES || record_bytes > segment.len() - at {
+            return None;
+        }
+        let frame = Frame {
+            offset: at as u64,
+            record_bytes,
+            kind: header[KIND_AT],
+            index: read_u64(header, INDEX_AT),
+        };
+        at += record_bytes.next_multiple_of(RECORD_ALIGN);
+        Some(frame)
+    })
+}
+
 /// `record_bytes` of the record header at the start of `header`.
 pub fn record_bytes(header: &[u8; RECORD_HEADER_BYTES]) -> usize {
     read_u32(header, LEN_AT) as usize

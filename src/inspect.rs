@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::format::{Frame, frames};
+
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, FORMAT_VERSION, Kind, SEGMENT_HEADER_BYTES};
 use crate::fs::{Fs, LockGuard, StdFs};

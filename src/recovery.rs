@@ -383,26 +383,13 @@ fn closed_cleanly(file: &dyn FileHandle, id: SegmentId) -> Result<bool> {
         let map = file.map()?;
         let bytes = map.bytes();
         let Ok(header) = format::decode_segment_header(bytes, id) else { return Ok(false) };
-        let mut at = SEGMENT_HEADER_BYTES;
-        let mut last = None;
-        while let Some(word) = bytes.get(at..at + 4) {
-            let len = u32::from_le_bytes(word.try_into().expect("4 bytes")) as usize;
-            if len == 0 {
-                break;
-            }
-            if len < format::RECORD_HEADER_BYTES || at + len > bytes.len() {
-                return Ok(false);
-            }
-            last = Some((at, len));
-            at += len.next_multiple_of(format::RECORD_ALIGN);
-        }
-        match last {
-            Some((last, len)) if len == CLAIM_BYTES && at <= bytes.len() && is_blank(&bytes[at..]) => {
-                (last, header.salt)
-            }
-            _ => return Ok(false),
+        let Some(last) = format::frames(bytes).last() else { return Ok(false) };
+        let end = last.offset as usize + last.record_bytes.next_multiple_of(format::RECORD_ALIGN);
+        if last.record_bytes != CLAIM_BYTES || !bytes.get(end..).is_some_and(is_blank) {
+            return Ok(false);
         }
         // The mapping goes here: mapped pages cannot be dropped from the cache.
+        (last.offset as usize, header.salt)
     };
     let (offset, salt) = claim;
     let mut record = [0u8; CLAIM_BYTES];

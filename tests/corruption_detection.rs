@@ -5,9 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{
-    Model, entries, forget_clean_close, open, record_offsets, reopen, segment_paths, small_segments,
-};
+use common::{Model, entries, forget_clean_close, open, reopen, segment_paths, small_segments};
+use raftwal::inspect::frames;
 use raftwal::{Error, Options, RecoveryMode, Wal};
 
 const ENTRIES: u64 = 300;
@@ -27,11 +26,9 @@ fn written_log(dir: &Path) -> Model {
 
 /// Entry records of a segment file: (offset, index).
 fn entry_records(path: &Path) -> Vec<(u64, u64)> {
-    let bytes = std::fs::read(path).unwrap();
-    record_offsets(&bytes)
-        .into_iter()
-        .filter(|&at| bytes[at as usize + 8] == 1)
-        .map(|at| (at, u64::from_le_bytes(bytes[at as usize + 16..at as usize + 24].try_into().unwrap())))
+    frames(&std::fs::read(path).unwrap())
+        .filter(|frame| frame.kind == 1)
+        .map(|frame| (frame.offset, frame.index))
         .collect()
 }
 

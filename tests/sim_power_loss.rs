@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use raftwal::inspect::frames;
 use raftwal::sim::model::{History, Op, State};
 use raftwal::sim::{Fault, Rng, SimFs};
 use raftwal::{Completion, Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, SyncMode, Wal};
@@ -407,17 +408,7 @@ type RecordAt = (usize, usize, u8);
 
 /// Record offsets and kinds in a segment image, walking lengths from the header on.
 fn records(bytes: &[u8]) -> Vec<RecordAt> {
-    let mut out = Vec::new();
-    let mut at = 64;
-    while at + 32 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        if len < 32 || at + len > bytes.len() {
-            break;
-        }
-        out.push((at, len, bytes[at + 8]));
-        at += len.next_multiple_of(8);
-    }
-    out
+    frames(bytes).map(|frame| (frame.offset as usize, frame.record_bytes, frame.kind)).collect()
 }
 
 const BATCH: u8 = 7;

@@ -47,26 +47,21 @@ pub fn decode(data: &[u8]) {
 
 /// Gives every record that is framed within the image a valid checksum for `seed`.
 fn seal_records(image: &mut [u8], seed: u32) {
-    let mut at = SEGMENT_HEADER_BYTES;
-    while at + RECORD_HEADER_BYTES <= image.len() {
-        let len = u32::from_le_bytes(image[at..at + 4].try_into().expect("4 bytes")) as usize;
-        if len < RECORD_HEADER_BYTES || at + len > image.len() {
-            return;
-        }
-        let mut record = Vec::with_capacity(len);
-        let head_and_payload = &image[at..at + len];
-        let kind = head_and_payload[8];
-        let Some(kind) = format::Kind::from_u8(kind) else { return };
+    let framed: Vec<format::Frame> = format::frames(image).collect();
+    for frame in framed {
+        let Some(kind) = format::Kind::from_u8(frame.kind) else { return };
+        let at = frame.offset as usize;
+        let record = &image[at..at + frame.record_bytes];
         let head = format::RecordHead {
             kind,
-            flags: head_and_payload[9],
-            group: u32::from_le_bytes(head_and_payload[12..16].try_into().expect("4 bytes")),
-            index: u64::from_le_bytes(head_and_payload[16..24].try_into().expect("8 bytes")),
-            term: u64::from_le_bytes(head_and_payload[24..32].try_into().expect("8 bytes")),
+            flags: record[9],
+            group: u32::from_le_bytes(record[12..16].try_into().expect("4 bytes")),
+            index: frame.index,
+            term: u64::from_le_bytes(record[24..32].try_into().expect("8 bytes")),
         };
-        format::encode_record(&mut record, seed, head, &head_and_payload[RECORD_HEADER_BYTES..]);
-        image[at..at + len].copy_from_slice(&record[..len]);
-        at += len.next_multiple_of(format::RECORD_ALIGN);
+        let mut sealed = Vec::with_capacity(frame.record_bytes);
+        format::encode_record(&mut sealed, seed, head, &record[RECORD_HEADER_BYTES..]);
+        image[at..at + frame.record_bytes].copy_from_slice(&sealed[..frame.record_bytes]);
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use raftwal::fs::{FileHandle, Fs, LockGuard, Mapping, StdFs};
+use raftwal::inspect::{Frame, frames};
 use raftwal::sim::model::{Op, State};
 use raftwal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
@@ -221,17 +222,7 @@ impl FileHandle for FlakyFile {
 
 /// Offsets of the records in a segment file, walking their lengths from the header on.
 pub fn record_offsets(segment: &[u8]) -> Vec<u64> {
-    let mut offsets = Vec::new();
-    let mut at = 64;
-    while at + 4 <= segment.len() {
-        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
-        if len == 0 {
-            break;
-        }
-        offsets.push(at as u64);
-        at += len.next_multiple_of(8);
-    }
-    offsets
+    frames(segment).map(|frame| frame.offset).collect()
 }
 
 /// Segment files in `dir`, oldest first.
@@ -249,14 +240,9 @@ pub fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
 /// at its end that `close` wrote to claim everything before them durable.
 pub fn forget_clean_close(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
-    let offsets = record_offsets(&bytes);
-    for &at in offsets.iter().rev() {
-        let at = at as usize;
-        let (len, kind) = (u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), bytes[at + 8]);
-        if (len, kind) != (40, 7) {
-            break;
-        }
-        bytes[at..at + 40].fill(0);
+    let found: Vec<Frame> = frames(&bytes).collect();
+    for frame in found.iter().rev().take_while(|frame| (frame.record_bytes, frame.kind) == (40, 7)) {
+        bytes[frame.offset as usize..frame.offset as usize + 40].fill(0);
     }
     std::fs::write(path, bytes).unwrap();
 }
