@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use raftwal::inspect::frames;
 use raftwal::sim::model::{History, Op, State};
+use raftwal::sim::workload::{Generator, submit};
 use raftwal::sim::{Fault, Rng, SimFs};
-use raftwal::{Completion, Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, SyncMode, Wal};
+use raftwal::{Completion, Entry, Error, Options, RecoveryMode, SyncMode, Wal};
 
 const DIR: &str = "/sim/wal";
 const ROUNDS: usize = 4;
@@ -37,9 +38,6 @@ struct Run {
     /// each round's records. Several histories when a recovered state matched more than one
     /// prefix (an append undone by a truncate returns the state to what it was).
     survivors: Vec<Vec<Op>>,
-    /// Makes every hard state and snapshot distinct, so no record leaves the state unchanged
-    /// and the surviving prefix is unambiguous.
-    counter: u64,
 }
 
 impl Run {
@@ -105,96 +103,16 @@ impl Run {
         Some((wal, state))
     }
 
-    /// One random operation; returns the records it submitted and its completion, or the error.
-    fn random_op(
-        &mut self,
-        wal: &Wal,
-        state: &State,
-        term: &mut u64,
-    ) -> raftwal::Result<(Vec<Op>, Option<Completion>)> {
-        let roll = self.rng.below(100);
-        let (first, last, next) = (state.first(), state.last(), state.next);
-        if roll < 55 || next.is_none() {
-            let start = next.unwrap_or_else(|| self.rng.below(3));
-            let count = 1 + self.rng.below(3);
-            let entries: Vec<Entry> = (start..start + count)
-                .map(|index| {
-                    let len =
-                        if self.rng.chance(10) { 300 + self.rng.below(700) } else { self.rng.below(120) };
-                    let data = (0..len).map(|at| (index ^ *term ^ at ^ self.seed) as u8).collect();
-                    Entry { index, term: *term, data }
-                })
-                .collect();
-            self.log(format!("append {start}..{} term {term}", start + count));
-            let done = wal.append(&entries)?;
-            return Ok((entries.into_iter().map(Op::Entry).collect(), Some(done)));
-        }
-        let next = next.expect("anchored");
-        let low = first.unwrap_or(next);
-        match roll {
-            55..70 => {
-                let from = low + self.rng.below(next - low + 1);
-                *term += 1;
-                self.log(format!("truncate {from}"));
-                let done = wal.truncate(from)?;
-                let ops = if from < next { vec![Op::Truncate(from)] } else { vec![] };
-                Ok((ops, Some(done)))
-            }
-            70..78 if last.is_some() => {
-                let last = last.expect("checked");
-                let upto = low + self.rng.below(last - low + 1);
-                self.log(format!("purge {upto}"));
-                Ok((vec![Op::Purge(upto)], Some(wal.purge(upto)?)))
-            }
-            78..83 => {
-                self.counter += 1;
-                let mut metadata = self.counter.to_le_bytes().to_vec();
-                metadata.resize(8 + self.rng.below(120) as usize, 0xab);
-                self.log(format!("metadata {} bytes", metadata.len()));
-                let done = wal.set_metadata(metadata.clone())?;
-                Ok((vec![Op::Metadata(metadata)], Some(done)))
-            }
-            83..88 => {
-                self.counter += 1;
-                let hard_state =
-                    HardState { term: *term, vote: self.counter, commit: self.rng.below(next + 1) };
-                self.log(format!("hard state {hard_state:?}"));
-                Ok((vec![Op::HardState(hard_state)], Some(wal.set_hard_state(hard_state)?)))
-            }
-            88..93 => {
-                let floor = state.purged.map_or(0, |(index, _)| index);
-                let index = floor + self.rng.below(next - floor + 6);
-                let keep = state.entries.get(&index).map(|entry| entry.term).filter(|_| self.rng.chance(60));
-                let meta = SnapshotMeta {
-                    index,
-                    term: keep.unwrap_or(*term),
-                    data: {
-                        self.counter += 1;
-                        let mut data = self.counter.to_le_bytes().to_vec();
-                        data.resize(8 + self.rng.below(56) as usize, 0xee);
-                        data
-                    },
-                };
-                self.log(format!("snapshot {} term {}", meta.index, meta.term));
-                let done = wal.install_snapshot(meta.clone())?;
-                Ok((vec![Op::Snapshot(meta)], Some(done)))
-            }
-            _ => {
-                self.log("sync");
-                wal.sync()?;
-                Ok((vec![], None))
-            }
-        }
-    }
-
     /// Runs random operations until the planned faults stop the wal or the round ends.
     fn round(&mut self, wal: &Wal, history: &mut History) {
-        let mut term = history.base.entries.values().map(|entry| entry.term).max().unwrap_or(0).max(1) + 1;
+        let mut generator = Generator::new(&history.base);
         let mut waiting: Vec<(usize, Completion)> = Vec::new();
         let mut poisoned = false;
         for _ in 0..OPS_PER_ROUND {
-            let state = history.current();
-            match self.random_op(wal, state, &mut term) {
+            let choice =
+                generator.next(&mut self.rng, history.current()).unwrap_or_else(|never| match never {});
+            self.log(choice.to_string());
+            match submit(wal, choice) {
                 Ok((ops, done)) => {
                     history.submit(ops);
                     if let Some(done) = done {
@@ -305,7 +223,6 @@ fn run_seed(seed: u64) -> Outcome {
         options,
         trace: String::new(),
         survivors: vec![Vec::new()],
-        counter: 0,
     };
     run.log(format!("sector {sector}, {:?}", run.options));
     let mut history = History::new(State::default());

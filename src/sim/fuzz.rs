@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use arbitrary::{Result as ArbitraryResult, Unstructured};
 
-use super::model::{History, Op, State};
+use super::model::{History, State};
+use super::workload::{Generator, submit};
 use super::{Fault, SimFs};
 use crate::format::{self, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentId};
-use crate::{Completion, Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, SyncMode, Wal};
+use crate::{Completion, Error, Options, RecoveryMode, SyncMode, Wal};
 
 const DIR: &str = "/fuzz/wal";
 
@@ -91,26 +92,34 @@ fn run_crash_model(input: &mut Unstructured<'_>) -> ArbitraryResult<()> {
     };
     let mut history = History::default();
     for _ in 0..input.int_in_range(1..=4)? {
-        fs.plan(input.int_in_range(1..=400)?, Fault::PowerLoss);
+        let stop = if input.ratio(1, 3)? { Fault::Crash } else { Fault::PowerLoss };
+        fs.plan(input.int_in_range(1..=400)?, stop);
         if input.ratio(1, 4)? {
             fs.plan(input.int_in_range(1..=300)?, Fault::Eio);
         }
         if let Some(wal) = reopen(&fs, &options, &mut history) {
             let outcome = run_ops(input, &wal, &mut history, options.sync);
-            fs.power_loss();
+            // A crash leaves the page cache to the next process; a later power loss must not
+            // take back what that process was shown.
+            if input.ratio(1, 3)? {
+                fs.crash();
+            } else {
+                fs.power_loss();
+            }
             drop(wal);
             outcome?;
         }
         fs.clear_plan();
     }
+    fs.power_loss();
     reopen(&fs, &options, &mut history).expect("the last open has no faults planned");
     Ok(())
 }
 
 /// Opens, checks the recovered state against `history`, and starts a new history from it.
 fn reopen(fs: &SimFs, options: &Options, history: &mut History) -> Option<Wal> {
-    let losses = fs.power_losses();
-    let cut_short = |error: &Error| fs.power_losses() > losses || injected(error);
+    let stops = fs.power_losses() + fs.crashes();
+    let cut_short = |error: &Error| fs.power_losses() + fs.crashes() > stops || injected(error);
     let wal = match Wal::open_with_fs(Arc::new(fs.process()), DIR, options.clone()) {
         Ok(wal) => wal,
         Err(error) if cut_short(&error) => return None,
@@ -147,12 +156,11 @@ fn run_ops(
     sync: SyncMode,
 ) -> ArbitraryResult<()> {
     let mut waiting: Vec<(usize, Completion)> = Vec::new();
-    let mut term = history.base.entries.values().map(|entry| entry.term).max().unwrap_or(0) + 1;
+    let mut generator = Generator::new(&history.base);
     let mut outcome = Ok(());
     for _ in 0..64 {
-        let state = history.current();
-        let submitted = match next_op(input, state, &mut term) {
-            Ok(op) => submit(wal, op),
+        let submitted = match generator.next(input, history.current()) {
+            Ok(choice) => submit(wal, choice),
             Err(error) => {
                 outcome = Err(error);
                 break;
@@ -176,89 +184,6 @@ fn run_ops(
         }
     }
     outcome
-}
-
-/// An operation the model chose, before it is submitted.
-enum Choice {
-    Append(Vec<Entry>),
-    Truncate(u64),
-    Purge(u64),
-    HardState(HardState),
-    Snapshot(SnapshotMeta),
-    Metadata(Vec<u8>),
-}
-
-fn next_op(input: &mut Unstructured<'_>, state: &State, term: &mut u64) -> ArbitraryResult<Choice> {
-    let Some(next) = state.next else {
-        let start = input.int_in_range(0..=2)?;
-        return Ok(Choice::Append(entries(input, start, *term)?));
-    };
-    let low = state.first().unwrap_or(next);
-    Ok(match input.int_in_range(0..=9)? {
-        0..=4 => Choice::Append(entries(input, next, *term)?),
-        5 => {
-            *term += 1;
-            Choice::Truncate(input.int_in_range(low..=next)?)
-        }
-        6 if state.last().is_some() => {
-            Choice::Purge(input.int_in_range(low..=state.last().expect("checked"))?)
-        }
-        7 => {
-            Choice::HardState(HardState { term: *term, vote: input.arbitrary()?, commit: input.arbitrary()? })
-        }
-        8 if input.arbitrary()? => {
-            let len = input.int_in_range(0..=40)?;
-            Choice::Metadata(input.bytes(len)?.to_vec())
-        }
-        _ => {
-            let floor = state.purged.map_or(0, |(index, _)| index);
-            let index = input.int_in_range(floor..=next + 4)?;
-            let term = match state.entries.get(&index) {
-                Some(entry) if input.arbitrary()? => entry.term,
-                _ => *term,
-            };
-            let len = input.int_in_range(0..=40)?;
-            Choice::Snapshot(SnapshotMeta { index, term, data: input.bytes(len)?.to_vec() })
-        }
-    })
-}
-
-fn entries(input: &mut Unstructured<'_>, start: u64, term: u64) -> ArbitraryResult<Vec<Entry>> {
-    let count = input.int_in_range(1..=3)?;
-    (start..start + count)
-        .map(|index| {
-            let len = input.int_in_range(0..=600)?;
-            let data = (0..len).map(|at| (index as usize ^ at) as u8).collect();
-            Ok(Entry { index, term, data })
-        })
-        .collect()
-}
-
-/// Submits a choice; returns the records it wrote and its completion.
-fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Completion>)> {
-    Ok(match choice {
-        Choice::Append(entries) => {
-            let done = wal.append(&entries)?;
-            (entries.into_iter().map(Op::Entry).collect(), Some(done))
-        }
-        Choice::Truncate(from) => {
-            let writes = wal.next_index()?.is_some_and(|next| from < next);
-            let done = wal.truncate(from)?;
-            (if writes { vec![Op::Truncate(from)] } else { vec![] }, Some(done))
-        }
-        Choice::Purge(upto) => (vec![Op::Purge(upto)], Some(wal.purge(upto)?)),
-        Choice::HardState(hard_state) => {
-            (vec![Op::HardState(hard_state)], Some(wal.set_hard_state(hard_state)?))
-        }
-        Choice::Snapshot(meta) => {
-            let done = wal.install_snapshot(meta.clone())?;
-            (vec![Op::Snapshot(meta)], Some(done))
-        }
-        Choice::Metadata(metadata) => {
-            let done = wal.set_metadata(metadata.clone())?;
-            (vec![Op::Metadata(metadata)], Some(done))
-        }
-    })
 }
 
 /// Paths of the files in a corpus or regressions folder, in name order.

@@ -22,6 +22,7 @@
 
 pub mod fuzz;
 pub mod model;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::io;
