@@ -207,7 +207,8 @@ impl Completion {
         self.seq
     }
 
-    /// Whether the operation is durable already.
+    /// Whether the operation is durable already. On a stepped file system (`Fs::stepped`)
+    /// nothing becomes durable until some thread waits: poll `wait`, not this.
     pub fn is_durable(&self) -> bool {
         self.shared.durability.is_durable(self.seq)
     }

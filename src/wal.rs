@@ -461,8 +461,8 @@ impl Wal {
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir)?;
         // The directory's own name must be durable before anything in it is relied on.
-        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            fs.sync_dir(parent)?;
+        if let Some(parent) = dir.parent() {
+            fs.sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
         }
         let lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|error| match error.kind() {
             io::ErrorKind::WouldBlock => Error::Locked(dir.clone()),
