@@ -115,6 +115,20 @@ impl CutFs {
         })
     }
 
+    fn reply_attr(&mut self, path: &Path, reply: ReplyAttr) {
+        match self.attr(path) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(error) => reply.error(error),
+        }
+    }
+
+    fn reply_entry(&mut self, path: &Path, reply: ReplyEntry) {
+        match self.attr(path) {
+            Ok(attr) => reply.entry(&TTL, &attr, 0),
+            Err(error) => reply.error(error),
+        }
+    }
+
     fn add_handle(&mut self, file: Box<dyn FileHandle>) -> u64 {
         let fh = self.next_fh;
         self.next_fh += 1;
@@ -126,18 +140,12 @@ impl CutFs {
 impl Filesystem for CutFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
-        match self.attr(&path) {
-            Ok(attr) => reply.entry(&TTL, &attr, 0),
-            Err(error) => reply.error(error),
-        }
+        self.reply_entry(&path, reply);
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         let Some(path) = self.path(ino) else { return reply.error(libc::ENOENT) };
-        match self.attr(&path) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(error) => reply.error(error),
-        }
+        self.reply_attr(&path, reply);
     }
 
     fn setattr(
@@ -165,10 +173,7 @@ impl Filesystem for CutFs {
                 return reply.error(errno(&error));
             }
         }
-        match self.attr(&path) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(error) => reply.error(error),
-        }
+        self.reply_attr(&path, reply);
     }
 
     fn mkdir(
@@ -182,10 +187,7 @@ impl Filesystem for CutFs {
     ) {
         let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
         self.dirs.insert(path.clone());
-        match self.attr(&path) {
-            Ok(attr) => reply.entry(&TTL, &attr, 0),
-            Err(error) => reply.error(error),
-        }
+        self.reply_entry(&path, reply);
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
