@@ -6,26 +6,35 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A file system: directories, names and the files behind them.
 pub trait Fs: Send + Sync + fmt::Debug {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `dir` and its missing parents; those it creates get permission bits `mode`
+    /// (before the umask).
+    fn create_dir_all(&self, dir: &Path, mode: u32) -> io::Result<()>;
     /// Names of the entries in `dir`, in no particular order.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
-    /// Creates a file that must not exist yet, for reading and writing.
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
+    /// Creates a file that must not exist yet, for reading and writing, with permission bits
+    /// `mode` (before the umask).
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>>;
     fn remove(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Takes an exclusive lock on `path` (created if missing), held until the guard drops.
-    /// Fails with `io::ErrorKind::WouldBlock` when another holder has it.
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+    /// Takes an exclusive lock on `path` (created with permission bits `mode` if missing), held
+    /// until the guard drops. Fails with `io::ErrorKind::WouldBlock` when another holder has it.
+    fn lock(&self, path: &Path, mode: u32) -> io::Result<Box<dyn LockGuard>>;
+    /// Whether `path` is a regular file, not a symbolic link, directory or anything else.
+    /// By default, true.
+    fn is_regular_file(&self, path: &Path) -> io::Result<bool> {
+        let _ = path;
+        Ok(true)
+    }
     /// A fresh salt for a new segment: unpredictable, so bytes from an earlier file that had
     /// the same id never validate in the new one.
     fn salt(&self) -> u64;
@@ -85,8 +94,8 @@ pub trait LockGuard: Send + Sync {}
 pub struct StdFs;
 
 impl Fs for StdFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+    fn create_dir_all(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        std::fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -94,12 +103,12 @@ impl Fs for StdFs {
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
         Ok(Box::new(StdFile(file)))
     }
 
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(mode).open(path)?;
         Ok(Box::new(StdFile(file)))
     }
 
@@ -115,13 +124,24 @@ impl Fs for StdFs {
         File::open(dir)?.sync_all()
     }
 
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    fn lock(&self, path: &Path, mode: u32) -> io::Result<Box<dyn LockGuard>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(StdLock(file))),
             Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
             Err(std::fs::TryLockError::Error(error)) => Err(error),
         }
+    }
+
+    fn is_regular_file(&self, path: &Path) -> io::Result<bool> {
+        Ok(std::fs::symlink_metadata(path)?.file_type().is_file())
     }
 
     fn salt(&self) -> u64 {

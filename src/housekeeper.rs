@@ -54,7 +54,8 @@ fn replenish(shared: &Shared) {
             core.next_segment_id = id.next();
             id
         };
-        let created = Segment::create(&*shared.fs, &shared.dir, id, shared.options.segment_bytes);
+        let options = &shared.options;
+        let created = Segment::create(&*shared.fs, &shared.dir, id, options.segment_bytes, options.file_mode);
         let mut core = shared.core.lock();
         match created {
             Ok(segment) => {

@@ -9,7 +9,7 @@ pub use crate::format::{Frame, frames};
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, FORMAT_VERSION, Kind, SEGMENT_HEADER_BYTES};
 use crate::fs::{Fs, LockGuard, StdFs};
-use crate::options::{Options, RecoveryMode};
+use crate::options::{FILE_MODE_DEFAULT, Options, RecoveryMode};
 use crate::recovery::{self, Analysis, LOCK_FILE, RecoveryReport};
 use crate::state::{HardState, SnapshotMeta};
 
@@ -156,7 +156,7 @@ fn open_dir(dir: &Path) -> Result<(Box<dyn LockGuard>, Analysis)> {
     if recovery::segment_names(&StdFs, dir)?.is_empty() {
         return Err(Error::NotALog(dir.to_path_buf()));
     }
-    let lock = StdFs.lock(&dir.join(LOCK_FILE)).map_err(|error| match error.kind() {
+    let lock = StdFs.lock(&dir.join(LOCK_FILE), FILE_MODE_DEFAULT).map_err(|error| match error.kind() {
         std::io::ErrorKind::WouldBlock => Error::Locked(dir.to_path_buf()),
         _ => Error::Io(error),
     })?;

@@ -54,7 +54,7 @@ mod wal;
 
 pub use commit::Completion;
 pub use error::{Error, Result};
-pub use options::{Options, RecoveryMode, SyncMode};
+pub use options::{FILE_MODE_DEFAULT, Options, RecoveryMode, SyncMode};
 pub use recovery::{Cut, RecoveryReport};
 pub use state::{Entry, HardState, SnapshotMeta};
 pub use wal::{Stats, Wal};

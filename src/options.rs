@@ -41,6 +41,10 @@ pub struct Options {
     /// Appenders wait once this many bytes are queued for the next write; also the largest
     /// single append.
     pub batch_bytes_max: usize,
+    /// Permission bits of the files raftwal creates (segments, `LOCK`), before the umask. The
+    /// log directory, if `open` creates it, gets the same bits plus search (execute) wherever
+    /// read is set. Private by default: a Raft log holds the application's data.
+    pub file_mode: u32,
 }
 
 impl Default for Options {
@@ -50,9 +54,13 @@ impl Default for Options {
             sync: SyncMode::Data,
             recovery: RecoveryMode::TornTail,
             batch_bytes_max: 8 << 20,
+            file_mode: FILE_MODE_DEFAULT,
         }
     }
 }
+
+/// Files readable and writable by their owner only, as etcd creates its WAL files.
+pub const FILE_MODE_DEFAULT: u32 = 0o600;
 
 /// Smallest segment: room for the header and a few small records.
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
@@ -71,10 +79,19 @@ impl Options {
         if !self.segment_bytes.is_multiple_of(4096) {
             return invalid(format!("segment_bytes {} is not a multiple of 4096", self.segment_bytes));
         }
+        if self.file_mode & !0o777 != 0 {
+            return invalid(format!("file_mode {:#o} has bits beyond 0o777", self.file_mode));
+        }
         if self.batch_bytes_max < RECORD_HEADER_BYTES {
             return invalid(format!("batch_bytes_max {} is below one record header", self.batch_bytes_max));
         }
         Ok(())
+    }
+
+    /// The permission bits of a directory `open` creates: `file_mode`, searchable wherever
+    /// it is readable.
+    pub(crate) fn dir_mode(&self) -> u32 {
+        self.file_mode | ((self.file_mode & 0o444) >> 2)
     }
 
     /// Bytes of a segment available to records.

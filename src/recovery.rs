@@ -421,6 +421,11 @@ fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<(Vec<SegmentId>, Vec<PathBuf
     let mut ids = Vec::new();
     let mut obsolete = Vec::new();
     for name in fs.list(dir)? {
+        // A symbolic link, directory or device is no file of ours, whatever its name: never
+        // follow it.
+        if !fs.is_regular_file(&dir.join(&name))? {
+            return Err(Error::ForeignFile(dir.join(name)));
+        }
         if name == LOCK_FILE || name.contains(BACKUP_SUFFIX) {
             continue;
         }

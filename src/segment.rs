@@ -37,15 +37,15 @@ impl Segment {
     /// Creates segment `id` of `bytes` bytes: header, then zeros written (not just allocated)
     /// to the end, so later fdatasyncs need not commit size or extent changes. The file gets
     /// its final name only once it is complete and durable, and the directory is synced.
-    pub fn create(fs: &dyn Fs, dir: &Path, id: SegmentId, bytes: u64) -> Result<Segment> {
+    pub fn create(fs: &dyn Fs, dir: &Path, id: SegmentId, bytes: u64, mode: u32) -> Result<Segment> {
         let path = dir.join(id.file_name());
         let temp = dir.join(format!("{}{TEMP_SUFFIX}", id.file_name()));
         let salt = fs.salt();
-        let file = match fs.create_new(&temp) {
+        let file = match fs.create_new(&temp, mode) {
             // A partial preallocation whose cleanup failed: ours to replace.
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 fs.remove(&temp)?;
-                fs.create_new(&temp)?
+                fs.create_new(&temp, mode)?
             }
             created => created?,
         };

@@ -459,12 +459,12 @@ impl Wal {
     pub fn open_with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: Options) -> Result<Wal> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir)?;
+        fs.create_dir_all(&dir, options.dir_mode())?;
         // The directory's own name must be durable before anything in it is relied on.
         if let Some(parent) = dir.parent() {
             fs.sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
         }
-        let lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|error| match error.kind() {
+        let lock = fs.lock(&dir.join(LOCK_FILE), options.file_mode).map_err(|error| match error.kind() {
             io::ErrorKind::WouldBlock => Error::Locked(dir.clone()),
             _ => Error::Io(error),
         })?;
@@ -477,7 +477,13 @@ impl Wal {
                 let segment = match spares.pop_front() {
                     Some(spare) => spare,
                     None => {
-                        let segment = Segment::create(&*fs, &dir, next_segment_id, options.segment_bytes)?;
+                        let segment = Segment::create(
+                            &*fs,
+                            &dir,
+                            next_segment_id,
+                            options.segment_bytes,
+                            options.file_mode,
+                        )?;
                         next_segment_id = next_segment_id.next();
                         Arc::new(segment)
                     }

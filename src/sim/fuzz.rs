@@ -68,7 +68,7 @@ fn seal_records(image: &mut [u8], seed: u32) {
 
 fn write_file(fs: &SimFs, path: &Path, bytes: &[u8]) {
     use crate::fs::Fs;
-    let file = fs.create_new(path).expect("create");
+    let file = fs.create_new(path, 0o600).expect("create");
     file.write_all_at(bytes, 0).expect("write");
     file.sync_all().expect("sync");
     fs.sync_dir(path.parent().expect("in a directory")).expect("sync dir");

@@ -343,7 +343,7 @@ impl SimFs {
 }
 
 impl Fs for SimFs {
-    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, _dir: &Path, _mode: u32) -> io::Result<()> {
         Ok(())
     }
 
@@ -367,7 +367,7 @@ impl Fs for SimFs {
         Ok(self.handle(ino, generation))
     }
 
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+    fn create_new(&self, path: &Path, _mode: u32) -> io::Result<Box<dyn FileHandle>> {
         let mut world = self.world.lock();
         let generation = self.generation(&world);
         world.begin(generation)?;
@@ -409,7 +409,7 @@ impl Fs for SimFs {
         Ok(())
     }
 
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+    fn lock(&self, path: &Path, _mode: u32) -> io::Result<Box<dyn LockGuard>> {
         let mut world = self.world.lock();
         let generation = self.generation(&world);
         if generation != world.generation {
@@ -589,7 +589,7 @@ mod tests {
     fn synced_data_survives_power_loss_and_unsynced_data_may_not() {
         for seed in 0..50 {
             let fs = SimFs::new(seed, 512);
-            let file = fs.create_new(&path("a")).unwrap();
+            let file = fs.create_new(&path("a"), 0o600).unwrap();
             file.write_all_at(&[1; 2048], 0).unwrap();
             file.sync_data().unwrap();
             fs.sync_dir(Path::new("/wal")).unwrap();
@@ -611,7 +611,7 @@ mod tests {
         let mut outcomes = std::collections::BTreeSet::new();
         for seed in 0..50 {
             let fs = SimFs::new(seed, 512);
-            drop(fs.create_new(&path("a")).unwrap());
+            drop(fs.create_new(&path("a"), 0o600).unwrap());
             fs.rename(&path("a"), &path("b")).unwrap();
             fs.power_loss();
             let names = fs.paths();
@@ -625,25 +625,25 @@ mod tests {
     fn a_process_cut_off_by_a_power_loss_cannot_touch_the_next_image() {
         let fs = SimFs::new(3, 512);
         let old = fs.process();
-        drop(old.create_new(&path("a")).unwrap());
+        drop(old.create_new(&path("a"), 0o600).unwrap());
         old.sync_dir(Path::new("/wal")).unwrap();
-        let lock = old.lock(&path("LOCK")).unwrap();
+        let lock = old.lock(&path("LOCK"), 0o600).unwrap();
         fs.power_loss();
         for refused in [
             old.remove(&path("a")).unwrap_err(),
             old.rename(&path("a"), &path("b")).unwrap_err(),
             old.open(&path("a")).err().unwrap(),
-            old.create_new(&path("c")).err().unwrap(),
+            old.create_new(&path("c"), 0o600).err().unwrap(),
             old.list(Path::new("/wal")).unwrap_err(),
             old.sync_dir(Path::new("/wal")).unwrap_err(),
-            old.lock(&path("LOCK2")).err().unwrap(),
+            old.lock(&path("LOCK2"), 0o600).err().unwrap(),
         ] {
             assert_eq!(refused.raw_os_error(), Some(EIO), "{refused}");
         }
         assert_eq!(fs.paths(), [path("a")], "the old process changed the new image");
         drop(lock);
         let new = fs.process();
-        drop(new.lock(&path("LOCK")).expect("the lock died with its process"));
+        drop(new.lock(&path("LOCK"), 0o600).expect("the lock died with its process"));
         new.rename(&path("a"), &path("b")).unwrap();
         assert_eq!(fs.paths(), [path("b")]);
     }
@@ -652,15 +652,15 @@ mod tests {
     fn a_crash_ends_the_process_but_keeps_the_page_cache() {
         let fs = SimFs::new(5, 512);
         let old = fs.process();
-        let file = old.create_new(&path("a")).unwrap();
-        let lock = old.lock(&path("LOCK")).unwrap();
+        let file = old.create_new(&path("a"), 0o600).unwrap();
+        let lock = old.lock(&path("LOCK"), 0o600).unwrap();
         file.write_all_at(&[7; 1024], 0).unwrap();
         fs.crash();
         assert_eq!(file.sync_data().unwrap_err().raw_os_error(), Some(EIO), "the dead process's handle");
         assert_eq!(old.list(Path::new("/wal")).unwrap_err().raw_os_error(), Some(EIO));
         drop(lock);
         let new = fs.process();
-        drop(new.lock(&path("LOCK")).expect("the lock died with its process"));
+        drop(new.lock(&path("LOCK"), 0o600).expect("the lock died with its process"));
         let reopened = new.open(&path("a")).unwrap();
         let mut read = [0; 1024];
         reopened.read_exact_at(&mut read, 0).unwrap();
@@ -674,7 +674,7 @@ mod tests {
     #[test]
     fn a_failed_sync_loses_the_dirty_pages_that_reads_still_see() {
         let fs = SimFs::new(9, 512);
-        let file = fs.create_new(&path("a")).unwrap();
+        let file = fs.create_new(&path("a"), 0o600).unwrap();
         file.write_all_at(&[1; 512], 0).unwrap();
         file.sync_data().unwrap();
         file.write_all_at(&[2; 512], 512).unwrap();
@@ -692,7 +692,7 @@ mod tests {
     #[test]
     fn planned_faults_fire_at_their_operation() {
         let fs = SimFs::new(7, 4096);
-        let file = fs.create_new(&path("a")).unwrap();
+        let file = fs.create_new(&path("a"), 0o600).unwrap();
         fs.plan(1, Fault::Eio);
         file.write_all_at(b"x", 0).unwrap();
         assert_eq!(file.sync_data().unwrap_err().raw_os_error(), Some(EIO));

@@ -158,8 +158,8 @@ const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
 
 impl Fs for FlakyFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(dir)
+    fn create_dir_all(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        StdFs.create_dir_all(dir, mode)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         StdFs.list(dir)
@@ -167,9 +167,9 @@ impl Fs for FlakyFs {
     fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
         Ok(Box::new(FlakyFile { inner: StdFs.open(path)?, faults: self.faults.clone() }))
     }
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
         Faults::check(&self.faults.create, ENOSPC)?;
-        Ok(Box::new(FlakyFile { inner: StdFs.create_new(path)?, faults: self.faults.clone() }))
+        Ok(Box::new(FlakyFile { inner: StdFs.create_new(path, mode)?, faults: self.faults.clone() }))
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         StdFs.remove(path)
@@ -180,8 +180,11 @@ impl Fs for FlakyFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdFs.sync_dir(dir)
     }
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
-        StdFs.lock(path)
+    fn lock(&self, path: &Path, mode: u32) -> io::Result<Box<dyn LockGuard>> {
+        StdFs.lock(path, mode)
+    }
+    fn is_regular_file(&self, path: &Path) -> io::Result<bool> {
+        StdFs.is_regular_file(path)
     }
     fn salt(&self) -> u64 {
         StdFs.salt()

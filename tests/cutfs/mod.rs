@@ -359,13 +359,13 @@ impl Filesystem for CutFs {
         _req: &Request<'_>,
         parent: u64,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
-        let created = match self.sim.create_new(&path) {
+        let created = match self.sim.create_new(&path, mode) {
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists && flags & libc::O_EXCL == 0 => {
                 self.sim.open(&path)
             }
