@@ -144,23 +144,28 @@ impl RecordView<'_> {
     }
 }
 
-/// Locks and analyzes `dir`.
-fn open_dir(dir: &Path) -> Result<(Box<dyn LockGuard>, Analysis)> {
-    if !dir.is_dir() {
-        return Err(Error::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{} is not a directory", dir.display()),
-        )));
+/// Fails unless `dir` is a directory, with a message that says so.
+fn check_is_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
     }
+    Err(Error::Io(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{} is not a directory", dir.display()),
+    )))
+}
+
+/// Locks and analyzes `dir`.
+fn open_dir(fs: &dyn Fs, dir: &Path) -> Result<(Box<dyn LockGuard>, Analysis)> {
     // Refuse a directory that is not a log before creating a lock file in it.
-    if recovery::segment_names(&StdFs, dir)?.is_empty() {
+    if recovery::segment_names(fs, dir)?.is_empty() {
         return Err(Error::NotALog(dir.to_path_buf()));
     }
-    let lock = StdFs.lock(&dir.join(LOCK_FILE), FILE_MODE_DEFAULT).map_err(|error| match error.kind() {
+    let lock = fs.lock(&dir.join(LOCK_FILE), FILE_MODE_DEFAULT).map_err(|error| match error.kind() {
         std::io::ErrorKind::WouldBlock => Error::Locked(dir.to_path_buf()),
         _ => Error::Io(error),
     })?;
-    Ok((lock, recovery::analyze(&StdFs, dir)?))
+    Ok((lock, recovery::analyze(fs, dir)?))
 }
 
 /// Reads `dir`: its segments, the log state and the first damage, changing nothing.
@@ -169,7 +174,8 @@ fn open_dir(dir: &Path) -> Result<(Box<dyn LockGuard>, Analysis)> {
 /// `Locked` if an open `Wal` holds it; `ForeignFile` if it holds other files; `NotALog` if it
 /// holds no segment; `Io` if it is not a directory or cannot be read.
 pub fn inspect(dir: &Path) -> Result<Inspection> {
-    let (_lock, analysis) = open_dir(dir)?;
+    check_is_dir(dir)?;
+    let (_lock, analysis) = open_dir(&StdFs, dir)?;
     Ok(inspection(analysis))
 }
 
@@ -226,7 +232,8 @@ fn inspection(analysis: Analysis) -> Inspection {
 /// # Errors
 /// As `inspect`.
 pub fn for_each_record(dir: &Path, mut visit: impl FnMut(RecordView<'_>)) -> Result<()> {
-    let (_lock, analysis) = open_dir(dir)?;
+    check_is_dir(dir)?;
+    let (_lock, analysis) = open_dir(&StdFs, dir)?;
     for (segment, summary) in analysis.segments.iter().zip(&analysis.summaries) {
         let bytes = segment.bytes_of(0);
         let mut at = SEGMENT_HEADER_BYTES;
@@ -267,7 +274,16 @@ pub struct Repaired {
 /// `Corruption` if the damage is not a torn tail and `salvage` is off (or salvage is
 /// impossible); otherwise as `inspect`.
 pub fn repair(dir: &Path, salvage: bool, dry_run: bool) -> Result<Option<Repaired>> {
-    let (_lock, analysis) = open_dir(dir)?;
+    check_is_dir(dir)?;
+    repair_with_fs(&StdFs, dir, salvage, dry_run)
+}
+
+/// `repair` on another file system, such as a fault-injecting one.
+///
+/// # Errors
+/// As `repair`.
+pub fn repair_with_fs(fs: &dyn Fs, dir: &Path, salvage: bool, dry_run: bool) -> Result<Option<Repaired>> {
+    let (_lock, analysis) = open_dir(fs, dir)?;
     let before = inspection(analysis);
     let Some(damage) = &before.damage else { return Ok(None) };
     let corrupt = damage.kind == DamageKind::Corruption;
@@ -300,26 +316,38 @@ pub fn repair(dir: &Path, salvage: bool, dry_run: bool) -> Result<Option<Repaire
     }
     let backups = std::iter::once(&damage.path)
         .chain(&dropped)
-        .map(|path| back_up(path))
+        .map(|path| back_up(fs, dir, path))
         .collect::<Result<Vec<_>>>()?;
+    // The backups' names must be durable before the originals change.
+    fs.sync_dir(dir)?;
     let recovery = if corrupt { RecoveryMode::Salvage } else { RecoveryMode::TornTail };
-    let recovered = recovery::recover(&StdFs, dir, &Options { recovery, ..Options::default() })?;
+    let recovered = recovery::recover(fs, dir, &Options { recovery, ..Options::default() })?;
     let index = &recovered.log.index;
     let after = (!index.is_empty()).then(|| index.next() - 1);
     Ok(Some(Repaired { backups, report: recovered.report, last_index: after }))
 }
 
-/// Copies `path` to the first free `<path>.broken`, `<path>.broken.2`, …
-fn back_up(path: &Path) -> Result<PathBuf> {
+/// Copies `path` to the first free `<path>.broken`, `<path>.broken.2`, … and fsyncs the copy.
+fn back_up(fs: &dyn Fs, dir: &Path, path: &Path) -> Result<PathBuf> {
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let taken = fs.list(dir)?;
     let backup = (1..)
         .map(|n| {
             let suffix = if n == 1 { String::new() } else { format!(".{n}") };
-            path.with_file_name(format!("{name}{BACKUP_SUFFIX}{suffix}"))
+            format!("{name}{BACKUP_SUFFIX}{suffix}")
         })
-        .find(|candidate| !candidate.exists())
+        .find(|candidate| !taken.contains(candidate))
+        .map(|candidate| dir.join(candidate))
         .expect("some name is free");
-    std::fs::copy(path, &backup)?;
-    std::fs::File::open(&backup)?.sync_all()?;
+    let original = fs.open(path)?;
+    let mut bytes = vec![
+        0;
+        usize::try_from(original.size()?)
+            .map_err(|_| Error::Io(std::io::ErrorKind::OutOfMemory.into()))?
+    ];
+    original.read_exact_at(&mut bytes, 0)?;
+    let copy = fs.create_new(&backup, FILE_MODE_DEFAULT)?;
+    copy.write_all_at(&bytes, 0)?;
+    copy.sync_all()?;
     Ok(backup)
 }

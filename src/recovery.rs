@@ -311,6 +311,10 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         active =
             Some(Active { offset: summary.end, needs_checkpoint: !summary.checkpointed, segment: newest });
     }
+    // Newest first: a crash part-way then leaves a gap-free run of older segments, which the next
+    // open repairs the same way. Oldest first would leave a gap, and the gap rule would take the
+    // salvaged segments before it for the obsolete leftovers of a purge.
+    dropped.sort_unstable_by(|a, b| b.cmp(a));
     delete_files(fs, dir, &dropped)?;
     // Only now that nothing live is missing is it safe to delete what the gap rule called
     // obsolete.
