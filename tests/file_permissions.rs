@@ -3,6 +3,7 @@
 //! `Options::file_mode` says otherwise; and `open` never follows a symbolic link or reads a
 //! directory entry that is not a regular file.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -57,7 +58,7 @@ fn file_mode_chooses_other_bits() {
     }
     let invalid =
         Wal::open(tempfile::tempdir().unwrap().path(), Options { file_mode: 0o4600, ..small_segments() });
-    assert!(matches!(invalid, Err(Error::InvalidOptions(_))), "{invalid:?}");
+    assert_matches!(invalid, Err(Error::InvalidOptions(_)), "{invalid:?}");
 }
 
 #[test]

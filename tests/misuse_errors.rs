@@ -1,5 +1,6 @@
 //! Misuse of the API gets a typed error and changes nothing.
 
+#[macro_use]
 mod common;
 
 use common::{FlakyFs, Model, entries, entry, open, small_segments};
@@ -12,14 +13,14 @@ fn appends_that_do_not_continue_the_log_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), &Options::default());
     let mut model = Model::default();
-    assert!(matches!(wal.append(&[]), Err(Error::EmptyBatch)));
+    assert_matches!(wal.append(&[]), Err(Error::EmptyBatch));
     let gap = vec![entry(1, 1), entry(3, 1)];
-    assert!(matches!(wal.append(&gap), Err(Error::NotContiguous { expected: 2, got: 3 })));
+    assert_matches!(wal.append(&gap), Err(Error::NotContiguous { expected: 2, got: 3 }));
     model.append(&wal, &entries(1..11, 1));
-    assert!(matches!(wal.append(&[entry(12, 1)]), Err(Error::NotContiguous { expected: 11, got: 12 })));
-    assert!(matches!(wal.append(&[entry(5, 1)]), Err(Error::NotContiguous { expected: 11, got: 5 })));
+    assert_matches!(wal.append(&[entry(12, 1)]), Err(Error::NotContiguous { expected: 11, got: 12 }));
+    assert_matches!(wal.append(&[entry(5, 1)]), Err(Error::NotContiguous { expected: 11, got: 5 }));
     model.purge(&wal, 4);
-    assert!(matches!(wal.append(&[entry(3, 1)]), Err(Error::NotContiguous { expected: 11, got: 3 })));
+    assert_matches!(wal.append(&[entry(3, 1)]), Err(Error::NotContiguous { expected: 11, got: 3 }));
     model.check(&wal);
 }
 
@@ -28,15 +29,15 @@ fn reads_outside_the_log_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), &Options::default());
     let mut model = Model::default();
-    assert!(matches!(wal.entry(1), Err(Error::Unavailable { .. })));
+    assert_matches!(wal.entry(1), Err(Error::Unavailable { .. }));
     model.append(&wal, &entries(1..21, 2));
     model.purge(&wal, 5);
-    assert!(matches!(wal.entry(5), Err(Error::Compacted { index: 5, first: 6 })));
-    assert!(matches!(wal.entries(3..10, u64::MAX), Err(Error::Compacted { index: 3, .. })));
-    assert!(matches!(wal.entries(10..22, u64::MAX), Err(Error::Unavailable { index: 21, next: 21 })));
-    assert!(matches!(wal.term(4), Err(Error::Compacted { .. })));
+    assert_matches!(wal.entry(5), Err(Error::Compacted { index: 5, first: 6 }));
+    assert_matches!(wal.entries(3..10, u64::MAX), Err(Error::Compacted { index: 3, .. }));
+    assert_matches!(wal.entries(10..22, u64::MAX), Err(Error::Unavailable { index: 21, next: 21 }));
+    assert_matches!(wal.term(4), Err(Error::Compacted { .. }));
     assert_eq!(wal.term(5).unwrap(), 2, "the purge point keeps its term");
-    assert!(matches!(wal.term(21), Err(Error::Unavailable { .. })));
+    assert_matches!(wal.term(21), Err(Error::Unavailable { .. }));
     assert_eq!(wal.entries(8..8, u64::MAX).unwrap(), vec![]);
     model.check(&wal);
 }
@@ -57,11 +58,11 @@ fn truncate_and_purge_outside_the_log_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), &Options::default());
     let mut model = Model::default();
-    assert!(matches!(wal.purge(1), Err(Error::Unavailable { .. })), "purge of a fresh log");
+    assert_matches!(wal.purge(1), Err(Error::Unavailable { .. }), "purge of a fresh log");
     model.append(&wal, &entries(1..11, 1));
     model.purge(&wal, 3);
-    assert!(matches!(wal.truncate(2), Err(Error::Compacted { index: 2, first: 4 })));
-    assert!(matches!(wal.purge(11), Err(Error::Unavailable { index: 11, next: 11 })));
+    assert_matches!(wal.truncate(2), Err(Error::Compacted { index: 2, first: 4 }));
+    assert_matches!(wal.purge(11), Err(Error::Unavailable { index: 11, next: 11 }));
     // Truncating past the end and purging below the start drop nothing, and are fine.
     wal.truncate(50).unwrap().wait().unwrap();
     wal.purge(1).unwrap().wait().unwrap();
@@ -74,13 +75,13 @@ fn oversized_appends_are_refused() {
     let options = Options { batch_bytes_max: 64 << 10, ..small_segments() };
     let wal = open(dir.path(), &options);
     let big = Entry { index: 1, term: 1, data: vec![0; 100 << 10] };
-    assert!(matches!(wal.append(std::slice::from_ref(&big)), Err(Error::TooLarge { what: "append", .. })));
+    assert_matches!(wal.append(std::slice::from_ref(&big)), Err(Error::TooLarge { what: "append", .. }));
     let segment_sized = Entry { index: 1, term: 1, data: vec![0; 8192] };
-    assert!(matches!(wal.append(&[segment_sized]), Err(Error::TooLarge { .. })));
+    assert_matches!(wal.append(&[segment_sized]), Err(Error::TooLarge { .. }));
     Model::default().check(&wal);
     let snapshot = raftwal::SnapshotMeta { index: 5, term: 1, data: vec![0; 4096] };
-    assert!(matches!(wal.install_snapshot(snapshot), Err(Error::TooLarge { what: "snapshot meta", .. })));
-    assert!(matches!(wal.set_metadata(vec![0; 4096]), Err(Error::TooLarge { what: "metadata", .. })));
+    assert_matches!(wal.install_snapshot(snapshot), Err(Error::TooLarge { what: "snapshot meta", .. }));
+    assert_matches!(wal.set_metadata(vec![0; 4096]), Err(Error::TooLarge { what: "metadata", .. }));
     assert_eq!(wal.metadata().unwrap(), None);
 }
 
@@ -88,10 +89,10 @@ fn oversized_appends_are_refused() {
 fn a_directory_is_opened_by_one_wal_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), &Options::default());
-    assert!(matches!(Wal::open(dir.path(), Options::default()), Err(Error::Locked(_))));
+    assert_matches!(Wal::open(dir.path(), Options::default()), Err(Error::Locked(_)));
     wal.close().unwrap();
-    assert!(matches!(wal.append(&[entry(1, 1)]), Err(Error::Closed)));
-    assert!(matches!(wal.close(), Err(Error::Closed)));
+    assert_matches!(wal.append(&[entry(1, 1)]), Err(Error::Closed));
+    assert_matches!(wal.close(), Err(Error::Closed));
     let again = Wal::open(dir.path(), Options::default()).expect("lock released by close");
     again.close().unwrap();
 }
@@ -114,7 +115,7 @@ fn invalid_options_are_refused() {
         Options { segment_bytes: 10_000, ..Options::default() },
         Options { batch_bytes_max: 8, ..Options::default() },
     ] {
-        assert!(matches!(Wal::open(dir.path(), options), Err(Error::InvalidOptions(_))));
+        assert_matches!(Wal::open(dir.path(), options), Err(Error::InvalidOptions(_)));
     }
 }
 
@@ -129,13 +130,13 @@ fn failed_fsync_poisons_until_reopened() {
 
     faults.sync.store(true, Ordering::SeqCst);
     let pending = wal.append(&entries(21..31, 1)).unwrap();
-    assert!(matches!(pending.wait(), Err(Error::Poisoned(_))));
+    assert_matches!(pending.wait(), Err(Error::Poisoned(_)));
     faults.sync.store(false, Ordering::SeqCst);
     // Never retry an fsync and pretend: the wal refuses everything until reopened.
-    assert!(matches!(wal.append(&entries(31..32, 1)), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.entry(1), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.sync(), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.close(), Err(Error::Poisoned(_))));
+    assert_matches!(wal.append(&entries(31..32, 1)), Err(Error::Poisoned(_)));
+    assert_matches!(wal.entry(1), Err(Error::Poisoned(_)));
+    assert_matches!(wal.sync(), Err(Error::Poisoned(_)));
+    assert_matches!(wal.close(), Err(Error::Poisoned(_)));
     drop(wal);
 
     let wal = open(dir.path(), &Options::default());
@@ -196,15 +197,15 @@ fn indexes_near_u64_max_get_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), &Options::default());
     let at_max = Entry { index: u64::MAX, term: 1, data: vec![1] };
-    assert!(matches!(wal.append(std::slice::from_ref(&at_max)), Err(Error::IndexTooLarge { .. })));
+    assert_matches!(wal.append(std::slice::from_ref(&at_max)), Err(Error::IndexTooLarge { .. }));
     let wrapping = vec![Entry { index: u64::MAX - 1, term: 1, data: vec![] }, at_max];
-    assert!(matches!(wal.append(&wrapping), Err(Error::IndexTooLarge { .. })));
+    assert_matches!(wal.append(&wrapping), Err(Error::IndexTooLarge { .. }));
     let snapshot = raftwal::SnapshotMeta { index: u64::MAX, term: 1, data: vec![] };
-    assert!(matches!(wal.install_snapshot(snapshot), Err(Error::IndexTooLarge { .. })));
-    assert!(matches!(wal.entry(u64::MAX), Err(Error::Unavailable { .. })));
+    assert_matches!(wal.install_snapshot(snapshot), Err(Error::IndexTooLarge { .. }));
+    assert_matches!(wal.entry(u64::MAX), Err(Error::Unavailable { .. }));
     let last = Entry { index: u64::MAX - 1, term: 1, data: vec![7] };
     wal.append(std::slice::from_ref(&last)).unwrap().wait().unwrap();
     assert_eq!(wal.entry(u64::MAX - 1).unwrap(), last);
-    assert!(matches!(wal.entry(u64::MAX), Err(Error::Unavailable { .. })));
+    assert_matches!(wal.entry(u64::MAX), Err(Error::Unavailable { .. }));
     assert_eq!(wal.next_index().unwrap(), Some(u64::MAX));
 }

@@ -2,6 +2,9 @@
 //! `raftwal::raft::raft_rs::RaftStorage`, plus a reopen test. Where `MemStorage` panics on
 //! misuse, the adapter returns a typed error, and the tests check that instead.
 
+#[macro_use]
+mod common;
+
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, Storage, StorageError};
@@ -126,7 +129,7 @@ fn storage_compact() {
         assert_eq!(all_entries(&storage).len(), want_len, "compact({compact})");
     }
     let (_dir, storage) = storage_with_3_4_5();
-    assert!(matches!(storage.compact(7), Err(raftwal::Error::Unavailable { .. })));
+    assert_matches!(storage.compact(7), Err(raftwal::Error::Unavailable { .. }));
 }
 
 #[test]
@@ -202,10 +205,10 @@ fn storage_apply_snapshot() {
     let state = storage.initial_state().unwrap();
     assert_eq!((state.hard_state.commit, state.hard_state.term), (4, 4));
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
-    assert!(matches!(
+    assert_matches!(
         storage.apply_snapshot(&new_snapshot(3, 3, vec![1, 2, 3])),
         Err(raftwal::Error::StaleSnapshot { .. })
-    ));
+    );
 }
 
 #[test]

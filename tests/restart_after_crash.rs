@@ -3,6 +3,7 @@
 //! loss, and a poisoned `Wal` shows nothing that may not be durable. Each test is a finding of
 //! issue 12 and says how it failed before the fix.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -83,7 +84,7 @@ fn regression_a_reopen_after_a_failed_fsync_trusted_pages_the_disk_never_got() {
         // The committer's next operations: write the batch, then sync it. The sync fails.
         sim.plan(1, Fault::Eio);
         let failed = wal.append(&entries(4..6, 1)).unwrap().wait();
-        assert!(matches!(failed, Err(Error::Poisoned(_))), "seed {seed}: {failed:?}");
+        assert_matches!(failed, Err(Error::Poisoned(_)), "seed {seed}: {failed:?}");
         assert!(wal.close().is_err(), "a poisoned wal cannot close cleanly");
         drop(wal);
 
@@ -109,7 +110,7 @@ fn regression_getters_of_a_poisoned_wal_returned_state_that_was_not_durable() {
     wal.quiesce();
     sim.plan(1, Fault::Eio);
     let vote = HardState { term: 2, vote: 7, commit: 3 };
-    assert!(matches!(wal.set_hard_state(vote).unwrap().wait(), Err(Error::Poisoned(_))));
+    assert_matches!(wal.set_hard_state(vote).unwrap().wait(), Err(Error::Poisoned(_)));
     let poisoned = |result: raftwal::Result<()>, what: &str| match result {
         Err(Error::Poisoned(_)) => {}
         other => panic!("{what} of a poisoned wal: {other:?}"),

@@ -1,5 +1,6 @@
 //! install_snapshot on an empty, a shorter and a longer log, with and without a matching entry.
 
+#[macro_use]
 mod common;
 
 use common::{Model, entries, open, reopen, small_segments};
@@ -35,10 +36,10 @@ fn snapshot_on_empty_shorter_and_longer_logs() {
         model.append(&wal, &entries(next..next + 40, 4));
         let wal = reopen(wal, dir.path(), &options);
         model.check(&wal);
-        assert!(matches!(
+        assert_matches!(
             wal.install_snapshot(meta(49, 3)),
             Err(Error::StaleSnapshot { index: 49, compacted: 50 })
-        ));
+        );
         assert_eq!(wal.term(50).unwrap(), snapshot.term, "{name}");
     }
 }

@@ -2,6 +2,24 @@
 //! reference model of the log that a `Wal` is checked against.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+/// Asserts that `value` matches `pattern`, and prints the value when it does not (which
+/// `assert!(matches!(..))` cannot).
+#[macro_export]
+macro_rules! assert_matches {
+    ($value:expr, $pattern:pat $(if $guard:expr)? $(,)?) => {
+        match $value {
+            $pattern $(if $guard)? => {}
+            ref other => panic!("expected {}, got {other:?}", stringify!($pattern)),
+        }
+    };
+    ($value:expr, $pattern:pat $(if $guard:expr)?, $($message:tt)+) => {
+        match $value {
+            $pattern $(if $guard)? => {}
+            ref other => panic!("{}: expected {}, got {other:?}", format_args!($($message)+), stringify!($pattern)),
+        }
+    };
+}
+
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -120,12 +138,12 @@ impl Model {
             for want in self.entries.values() {
                 assert_eq!(wal.term(want.index).unwrap(), want.term, "term of entry {}", want.index);
             }
-            assert!(matches!(wal.entry(last + 1), Err(Error::Unavailable { .. })));
+            assert_matches!(wal.entry(last + 1), Err(Error::Unavailable { .. }));
             if first > 0 {
-                assert!(matches!(
+                assert_matches!(
                     wal.entry(first - 1),
                     Err(Error::Compacted { .. } | Error::Unavailable { .. })
-                ));
+                );
             }
         }
         if let Some((index, term)) = self.purged {
