@@ -79,10 +79,9 @@ impl Queue {
 /// condition variable requeues them on the state lock, so they wake one after another.)
 ///
 /// Waking is a tree: the committer wakes [`WAKE_FANOUT`] of the waiters a batch made durable,
-/// and every woken waiter wakes as many more before it returns. A futex wake cost about 4.5 µs
-/// of CPU in a profile of 64 appenders on this machine; made by the committer, the 64 wakes of
-/// a batch ran one after another on one core, while spread over the woken threads they run on
-/// both.
+/// and every woken waiter wakes as many more before it returns. Made by the committer alone, the
+/// wakes of a large batch run one after another on one core; spread over the woken threads they
+/// run on all of them (figures in `docs/experiments.md`).
 #[derive(Default)]
 pub struct Durability {
     seq: AtomicU64,
@@ -218,9 +217,9 @@ impl Completion {
 pub const COMMIT_DELAY_MAX: Duration = Duration::from_micros(200);
 
 /// The most operations the committer waits for. Gathering more is slower than letting them
-/// form the next batch while this one syncs: with 64 closed-loop appenders on this 2-core
-/// machine, waiting for all of them took 256 µs per batch against 118 µs to write and sync it,
-/// and not waiting ran 1.30× faster (median of 8 rounds), while at 32 both were alike.
+/// form the next batch while this one syncs: with many closed-loop appenders on two cores,
+/// gathering all of them took longer than writing and syncing their batch (figures in
+/// `docs/experiments.md`).
 pub const COMMIT_DELAY_OPS_MAX: u64 = 32;
 
 /// How many operations to hold the next batch back for, after a batch of `batch_ops` with
