@@ -146,10 +146,10 @@ impl Durability {
             if self.is_durable(seq) {
                 return true;
             }
-            if self.ended.load(AtomicOrdering::Acquire) {
+            if self.has_ended() {
                 return self.is_durable(seq);
             }
-            let pending = || !self.is_durable(seq) && !self.ended.load(AtomicOrdering::Acquire);
+            let pending = || !self.is_durable(seq) && !self.has_ended();
             let token = ParkToken(usize::try_from(seq).unwrap_or(usize::MAX));
             // SAFETY: as in `wake_durable`.
             let parked =

@@ -333,11 +333,22 @@ fn decode(bytes: &[u8], seed: Option<u32>) -> Result<Record<'_>, RecordFault> {
     })
 }
 
-/// Whether `bytes` start with the length and kind of a batch record (checksum not checked).
-pub fn is_batch_record_start(bytes: &[u8]) -> bool {
-    bytes.len() >= RECORD_HEADER_BYTES + BATCH_PAYLOAD_BYTES
-        && read_u32(bytes, LEN_AT) as usize == RECORD_HEADER_BYTES + BATCH_PAYLOAD_BYTES
-        && bytes[KIND_AT] == Kind::Batch as u8
+/// A batch record's length, pad included (it needs none).
+pub const BATCH_RECORD_BYTES: usize = RECORD_HEADER_BYTES + BATCH_PAYLOAD_BYTES;
+const _: () = assert!(BATCH_RECORD_BYTES.is_multiple_of(RECORD_ALIGN));
+
+/// The `durable_to` of the batch record that starts `bytes`, if a valid one does. Only words
+/// with a batch record's length and kind are checksummed, so looking for one at every word of a
+/// region costs one pass over it, whatever lengths its other words claim.
+pub fn batch_claim(bytes: &[u8], seed: u32) -> Option<u64> {
+    let candidate = bytes.len() >= BATCH_RECORD_BYTES
+        && read_u32(bytes, LEN_AT) as usize == BATCH_RECORD_BYTES
+        && bytes[KIND_AT] == Kind::Batch as u8;
+    if !candidate {
+        return None;
+    }
+    let record = decode_record(bytes, seed).ok()?;
+    decode_u64s::<1>(record.payload).map(|[durable_to]| durable_to)
 }
 
 /// A record's framing, read without checking its checksum.
@@ -349,7 +360,10 @@ pub struct Frame {
     pub record_bytes: usize,
     /// Its kind byte (see `docs/format.md`), whatever the value.
     pub kind: u8,
+    pub flags: u8,
+    pub group: u32,
     pub index: u64,
+    pub term: u64,
 }
 
 /// The records of a segment image from the header on, walked by their lengths alone, up to a
@@ -367,7 +381,10 @@ pub fn frames(segment: &[u8]) -> impl Iterator<Item = Frame> + '_ {
             offset: at as u64,
             record_bytes,
             kind: header[KIND_AT],
+            flags: header[FLAGS_AT],
+            group: read_u32(header, GROUP_AT),
             index: read_u64(header, INDEX_AT),
+            term: read_u64(header, TERM_AT),
         };
         at += record_bytes.next_multiple_of(RECORD_ALIGN);
         Some(frame)

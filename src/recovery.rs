@@ -238,6 +238,10 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         ..RecoveryReport::default()
     };
     let Analysis { mut segments, summaries, mut spares, log, damage, later, obsolete, oldest, .. } = analysis;
+    // Only a durable purge deletes segments, and its record sits in a segment that survives it,
+    // after a checkpoint. With segment 1 gone and no checkpoint left, the segments that held the
+    // log's state are gone too: an empty log would make the node forget its vote.
+    let state_lost = log.is_none() && oldest.is_some_and(|oldest| oldest != SegmentId(1));
     let mut dropped = Vec::new();
     if let Some(damage) = &damage {
         let cut = Cut {
@@ -249,10 +253,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         match options.recovery {
             RecoveryMode::TornTail if damage.torn => report.torn_tail = Some(cut),
             RecoveryMode::Salvage => {
-                if log.is_none() && oldest.is_some_and(|oldest| oldest != SegmentId(1)) {
-                    // Segments before the oldest were deleted, so the log did not start empty,
-                    // and the cut drops the only checkpoint that says what it held: an empty log
-                    // would be a lie (a Raft node would forget its vote).
+                if state_lost {
+                    // The cut drops the only checkpoint that says what the log held.
                     return Err(Error::Corruption {
                         path: damage.path.clone(),
                         offset: damage.offset,
@@ -278,12 +280,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
             }
         }
     }
-    if log.is_none()
-        && let Some(oldest) = oldest.filter(|&oldest| oldest != SegmentId(1))
-    {
-        // Only a durable purge deletes segments, and its record sits in a segment that
-        // survives it, after a checkpoint. No checkpoint means that segment is gone too: an
-        // empty log would make the node forget its vote.
+    if let Some(oldest) = oldest.filter(|_| state_lost) {
         return Err(Error::MissingSegments { dir: dir.to_path_buf(), oldest: oldest.0 });
     }
     let mut log = log.unwrap_or_default();
@@ -376,9 +373,6 @@ fn settle(fs: &dyn Fs, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A batch record's length: the close claim is one.
-const CLAIM_BYTES: usize = format::RECORD_HEADER_BYTES + format::BATCH_PAYLOAD_BYTES;
-
 /// Whether segment `id` ends with the claim a clean `close` writes, in the cache and on the
 /// disk: the last record is a batch record whose `durable_to` is its own offset, only zeros
 /// follow it, and the same record, read again from the disk, validates.
@@ -389,20 +383,17 @@ fn closed_cleanly(file: &dyn FileHandle, id: SegmentId) -> Result<bool> {
         let Ok(header) = format::decode_segment_header(bytes, id) else { return Ok(false) };
         let Some(last) = format::frames(bytes).last() else { return Ok(false) };
         let end = last.offset as usize + last.record_bytes.next_multiple_of(format::RECORD_ALIGN);
-        if last.record_bytes != CLAIM_BYTES || !bytes.get(end..).is_some_and(is_blank) {
+        if last.record_bytes != format::BATCH_RECORD_BYTES || !bytes.get(end..).is_some_and(is_blank) {
             return Ok(false);
         }
         // The mapping goes here: mapped pages cannot be dropped from the cache.
         (last.offset as usize, header.salt)
     };
     let (offset, salt) = claim;
-    let mut record = [0u8; CLAIM_BYTES];
+    let mut record = [0u8; format::BATCH_RECORD_BYTES];
     file.drop_cache(offset as u64, record.len() as u64)?;
     file.read_exact_at(&mut record, offset as u64)?;
-    let seed = format::segment_seed(id, salt);
-    Ok(format::is_batch_record_start(&record)
-        && format::decode_record(&record, seed)
-            .is_ok_and(|record| format::decode_u64s::<1>(record.payload) == Some([offset as u64])))
+    Ok(format::batch_claim(&record, format::segment_seed(id, salt)) == Some(offset as u64))
 }
 
 /// The segment files in `dir`, in id order; an error if it holds a file raftwal did not write.
@@ -584,13 +575,8 @@ impl Tail {
             let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
             if word != 0 {
                 tail.last_nonzero = Some(at + 8);
-                // Only a batch record can make a claim, and every batch record has the same
-                // length: checksum nothing else, so that a tail of random bytes costs one pass
-                // over it, not a checksum of whatever length each of its words claims.
-                if format::is_batch_record_start(&bytes[at..])
-                    && let Ok(record) = format::decode_record(&bytes[at..], seed)
-                    && format::decode_u64s::<1>(record.payload)
-                        .is_some_and(|[durable_to]| durable_to > stop as u64)
+                // Only a batch record can make a claim: a tail of random bytes costs one pass.
+                if format::batch_claim(&bytes[at..], seed).is_some_and(|durable_to| durable_to > stop as u64)
                 {
                     tail.durable_claim = true;
                 }

@@ -17,8 +17,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::commit::{Callback, Chunk, Committer, Completion, Durability, Queue};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, BATCH_PAYLOAD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId,
-    record_bytes_aligned,
+    self, BATCH_PAYLOAD_BYTES, BATCH_RECORD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead,
+    SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
 };
 use crate::fs::{Fs, LockGuard, StdFs};
 use crate::housekeeper::{self, Chore};
@@ -133,8 +133,6 @@ pub struct Stats {
     pub index_bytes: u64,
 }
 
-const BATCH_RECORD_BYTES: usize = record_bytes_aligned(BATCH_PAYLOAD_BYTES);
-
 impl Core {
     fn check_usable(&self) -> Result<()> {
         if let Some(cause) = &self.poisoned {
@@ -225,8 +223,7 @@ impl Core {
     /// submitted since `synced` (else the claim could outrun those operations' sync). The claim
     /// makes no operation durable: if its write fails, the log is as after an unclean stop.
     fn claim_clean_end(&mut self, sync: SyncMode, synced: u64) {
-        let room = BATCH_RECORD_BYTES + if self.needs_checkpoint { self.checkpoint_bytes() } else { 0 };
-        if self.next_seq != synced + 1 || !self.queue.is_empty() || room as u64 > self.room() {
+        if self.next_seq != synced + 1 || !self.queue.is_empty() || self.overhead() as u64 > self.room() {
             return;
         }
         let end = self.active_offset;
@@ -313,8 +310,7 @@ impl Shared {
             }
             // An error from before this call is stale (space may be back): ask again, and fail
             // only with what the attempt made while this call waited says.
-            let error = core.spare_error.take();
-            if let Some(error) = error
+            if let Some(error) = core.spare_error.take()
                 && stall.since.is_some()
             {
                 return Err(Error::Io(error));

@@ -60,10 +60,10 @@ impl Run {
     /// Opens after a crash and checks the state against `history`; `None` if the open itself was
     /// cut short by a planned fault.
     fn reopen_and_check(&mut self, history: &History) -> Option<(Wal, State)> {
-        let losses = self.sim.power_losses() + self.sim.crashes();
+        let losses = self.sim.stops();
         let wal = match self.open(RecoveryMode::TornTail) {
             Ok(wal) => wal,
-            Err(error) if self.sim.power_losses() + self.sim.crashes() > losses || is_injected(&error) => {
+            Err(error) if self.sim.stops() > losses || is_injected(&error) => {
                 self.log(format!("open cut short: {error}"));
                 return None;
             }
@@ -71,7 +71,7 @@ impl Run {
         };
         let state = match State::read(&wal) {
             Ok(state) => state,
-            Err(error) if self.sim.power_losses() + self.sim.crashes() > losses || is_injected(&error) => {
+            Err(error) if self.sim.stops() > losses || is_injected(&error) => {
                 self.log(format!("read after open cut short: {error}"));
                 return None;
             }

@@ -52,16 +52,16 @@ fn seal_records(image: &mut [u8], seed: u32) {
     for frame in framed {
         let Some(kind) = format::Kind::from_u8(frame.kind) else { return };
         let at = frame.offset as usize;
-        let record = &image[at..at + frame.record_bytes];
         let head = format::RecordHead {
             kind,
-            flags: record[9],
-            group: u32::from_le_bytes(record[12..16].try_into().expect("4 bytes")),
+            flags: frame.flags,
+            group: frame.group,
             index: frame.index,
-            term: u64::from_le_bytes(record[24..32].try_into().expect("8 bytes")),
+            term: frame.term,
         };
         let mut sealed = Vec::with_capacity(frame.record_bytes);
-        format::encode_record(&mut sealed, seed, head, &record[RECORD_HEADER_BYTES..]);
+        let payload = &image[at + RECORD_HEADER_BYTES..at + frame.record_bytes];
+        format::encode_record(&mut sealed, seed, head, payload);
         image[at..at + frame.record_bytes].copy_from_slice(&sealed[..frame.record_bytes]);
     }
 }
@@ -118,8 +118,8 @@ fn run_crash_model(input: &mut Unstructured<'_>) -> ArbitraryResult<()> {
 
 /// Opens, checks the recovered state against `history`, and starts a new history from it.
 fn reopen(fs: &SimFs, options: &Options, history: &mut History) -> Option<Wal> {
-    let stops = fs.power_losses() + fs.crashes();
-    let cut_short = |error: &Error| fs.power_losses() + fs.crashes() > stops || injected(error);
+    let stops = fs.stops();
+    let cut_short = |error: &Error| fs.stops() > stops || injected(error);
     let wal = match Wal::open_with_fs(Arc::new(fs.process()), DIR, options.clone()) {
         Ok(wal) => wal,
         Err(error) if cut_short(&error) => return None,

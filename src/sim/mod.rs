@@ -278,6 +278,12 @@ impl SimFs {
         self.world.lock().crashes
     }
 
+    /// Power losses and process crashes so far: how many times the running process ended.
+    pub fn stops(&self) -> u64 {
+        let world = self.world.lock();
+        world.power_losses + world.crashes
+    }
+
     /// Whether overwrites of existing bytes need space too, as on a copy-on-write file system.
     pub fn set_copy_on_write(&self, copy_on_write: bool) {
         self.world.lock().copy_on_write = copy_on_write;

@@ -44,7 +44,6 @@ fn errno(error: &io::Error) -> i32 {
     error.raw_os_error().unwrap_or(match error.kind() {
         io::ErrorKind::NotFound => libc::ENOENT,
         io::ErrorKind::AlreadyExists => libc::EEXIST,
-        io::ErrorKind::UnexpectedEof => libc::EIO,
         _ => libc::EIO,
     })
 }
@@ -77,6 +76,13 @@ impl CutFs {
         self.inos.insert(ino, path.to_path_buf());
         self.paths.insert(path.to_path_buf(), ino);
         ino
+    }
+
+    /// Drops the inode number of a path that no longer names a file.
+    fn forget(&mut self, path: &Path) {
+        if let Some(ino) = self.paths.remove(path) {
+            self.inos.remove(&ino);
+        }
     }
 
     fn path(&self, ino: u64) -> Option<PathBuf> {
@@ -194,9 +200,7 @@ impl Filesystem for CutFs {
         let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
         match self.sim.remove(&path) {
             Ok(()) => {
-                if let Some(ino) = self.paths.remove(&path) {
-                    self.inos.remove(&ino);
-                }
+                self.forget(&path);
                 reply.ok();
             }
             Err(error) => reply.error(errno(&error)),
@@ -218,9 +222,7 @@ impl Filesystem for CutFs {
         };
         match self.sim.rename(&from, &to) {
             Ok(()) => {
-                if let Some(ino) = self.paths.remove(&to) {
-                    self.inos.remove(&ino);
-                }
+                self.forget(&to);
                 if let Some(ino) = self.paths.remove(&from) {
                     self.inos.insert(ino, to.clone());
                     self.paths.insert(to, ino);
