@@ -2,6 +2,9 @@
 //! and sync mode, reads, and recovery (of an intact log, and of a segment whose last batch of
 //! random bytes is torn). `cargo bench --bench engine -- --quick` for a short run.
 
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::path::Path;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

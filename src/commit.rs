@@ -208,6 +208,7 @@ impl Completion {
 
     /// Whether the operation is durable already. On a stepped file system (`Fs::stepped`)
     /// nothing becomes durable until some thread waits: poll `wait`, not this.
+    #[must_use]
     pub fn is_durable(&self) -> bool {
         self.shared.durability.is_durable(self.seq)
     }

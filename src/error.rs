@@ -11,6 +11,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The OS failed an operation (a full disk, a failed fsync, a missing directory).
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
 
@@ -19,6 +20,7 @@ pub enum Error {
     #[error("wal is poisoned by an earlier i/o failure: {0}")]
     Poisoned(Arc<io::Error>),
 
+    /// `close` was called on this `Wal` or a clone of it.
     #[error("wal is closed")]
     Closed,
 
@@ -37,32 +39,69 @@ pub enum Error {
 
     /// Bytes on disk failed validation somewhere that is not a torn tail.
     #[error("corruption in {path} at offset {offset}: {reason}")]
-    Corruption { path: PathBuf, offset: u64, reason: String },
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Where in it the first bad byte is.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
 
     /// Entries the durable state says exist are in no segment (a segment file was lost).
     #[error("entries {first}..={last} are missing from the segment files")]
-    MissingEntries { first: u64, last: u64 },
+    MissingEntries {
+        /// The first missing entry.
+        first: u64,
+        /// The last missing entry.
+        last: u64,
+    },
 
     /// Segment files that held the log's state (its hard state, snapshot and entries) are
     /// gone: the oldest segment left holds no checkpoint. `open` deleted nothing.
     #[error("segment files before {oldest} held the log's state and are missing from {dir}")]
-    MissingSegments { dir: PathBuf, oldest: u64 },
+    MissingSegments {
+        /// The log directory.
+        dir: PathBuf,
+        /// The id of the oldest segment left.
+        oldest: u64,
+    },
 
     /// An appended entry's index is not the log's next index.
     #[error("entry index {got} is not the next index {expected}")]
-    NotContiguous { expected: u64, got: u64 },
+    NotContiguous {
+        /// The log's next index.
+        expected: u64,
+        /// The first index appended.
+        got: u64,
+    },
 
     /// An entry or snapshot index above `max` (`u64::MAX - 1`, so the next index always exists).
     #[error("index {index} is above the largest allowed, {max}")]
-    IndexTooLarge { index: u64, max: u64 },
+    IndexTooLarge {
+        /// The index given.
+        index: u64,
+        /// The largest allowed.
+        max: u64,
+    },
 
     /// The requested index lies before the first index: purged or in a snapshot.
     #[error("index {index} is compacted; the log starts at {first}")]
-    Compacted { index: u64, first: u64 },
+    Compacted {
+        /// The index asked for.
+        index: u64,
+        /// The log's first index.
+        first: u64,
+    },
 
     /// The requested index lies after the last index.
     #[error("index {index} is not in the log (next index {next})")]
-    Unavailable { index: u64, next: u64 },
+    Unavailable {
+        /// The index asked for.
+        index: u64,
+        /// The log's next index.
+        next: u64,
+    },
 
     /// An append was given no entries.
     #[error("empty entry batch")]
@@ -70,15 +109,28 @@ pub enum Error {
 
     /// An append or a snapshot is too large for one segment or one batch.
     #[error("{what} of {bytes} bytes exceeds the limit of {limit} bytes")]
-    TooLarge { what: &'static str, bytes: u64, limit: u64 },
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
 
     /// `install_snapshot` was given a snapshot older than the log's compaction point.
     #[error("snapshot at index {index} is older than the compacted prefix ending at {compacted}")]
-    StaleSnapshot { index: u64, compacted: u64 },
+    StaleSnapshot {
+        /// The snapshot's index.
+        index: u64,
+        /// The log's last compacted index.
+        compacted: u64,
+    },
 
     /// `Options` do not make sense together.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
 }
 
+/// `std::result::Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

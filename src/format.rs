@@ -25,6 +25,8 @@
 
 use std::fmt;
 
+use crate::value::{HardState, LogId, SnapshotMeta};
+
 /// Identifies a segment file. Ids only grow within a directory and are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SegmentId(pub u64);
@@ -94,6 +96,7 @@ pub const RECORD_BYTES_MAX: usize = u32::MAX as usize;
 /// What a record says. The numbers are part of the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Kind {
     /// `index`, `term`, payload = the entry's data.
     Entry = 1,
@@ -132,6 +135,21 @@ impl Kind {
             8 => Kind::Metadata,
             _ => return None,
         })
+    }
+
+    /// The name the tools print.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Entry => "entry",
+            Kind::Truncate => "truncate",
+            Kind::Purge => "purge",
+            Kind::HardState => "hard_state",
+            Kind::Snapshot => "snapshot",
+            Kind::Checkpoint => "checkpoint",
+            Kind::Batch => "batch",
+            Kind::Metadata => "metadata",
+        }
     }
 }
 
@@ -220,9 +238,13 @@ pub const SNAPSHOT_KEEPS_LOG: u8 = 1;
 pub struct RecordHead {
     pub kind: Kind,
     /// Kind-specific flags; zero unless the kind defines some.
+    /// Its flag bits.
     pub flags: u8,
+    /// Its group field.
     pub group: u32,
+    /// Its index field.
     pub index: u64,
+    /// Its term field.
     pub term: u64,
 }
 
@@ -360,9 +382,13 @@ pub struct Frame {
     pub record_bytes: usize,
     /// Its kind byte (see `docs/format.md`), whatever the value.
     pub kind: u8,
+    /// Its flag bits.
     pub flags: u8,
+    /// Its group field.
     pub group: u32,
+    /// Its index field.
     pub index: u64,
+    /// Its term field.
     pub term: u64,
 }
 
@@ -413,11 +439,9 @@ pub struct Checkpoint {
     pub first: u64,
     pub next: u64,
     pub anchored: bool,
-    pub purged: Option<(u64, u64)>,
-    /// `[term, vote, commit]`.
-    pub hard_state: Option<[u64; 3]>,
-    /// `(index, term, data)`.
-    pub snapshot: Option<(u64, u64, Vec<u8>)>,
+    pub purged: Option<LogId>,
+    pub hard_state: Option<HardState>,
+    pub snapshot: Option<SnapshotMeta>,
     pub metadata: Option<Vec<u8>>,
 }
 
@@ -433,15 +457,15 @@ pub const BATCH_PAYLOAD_BYTES: usize = 8;
 impl Checkpoint {
     pub fn encoded_bytes(&self) -> usize {
         CHECKPOINT_FIXED_BYTES
-            + self.snapshot.as_ref().map_or(0, |(_, _, data)| data.len())
+            + self.snapshot.as_ref().map_or(0, |meta| meta.data.len())
             + self.metadata.as_ref().map_or(0, Vec::len)
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let (purged_index, purged_term) = self.purged.unwrap_or_default();
-        let [hs_term, hs_vote, hs_commit] = self.hard_state.unwrap_or_default();
+        let purged = self.purged.unwrap_or_default();
+        let hard_state = self.hard_state.unwrap_or_default();
         let (snapshot_index, snapshot_term, data) = match &self.snapshot {
-            Some((index, term, data)) => (*index, *term, data.as_slice()),
+            Some(meta) => (meta.index, meta.term, meta.data.as_slice()),
             None => (0, 0, &[][..]),
         };
         let flags = [
@@ -457,12 +481,12 @@ impl Checkpoint {
         let fixed: [u8; CHECKPOINT_FIXED_BYTES] = encode_u64s([
             self.first,
             self.next,
-            purged_index,
-            purged_term,
+            purged.index,
+            purged.term,
             flags,
-            hs_term,
-            hs_vote,
-            hs_commit,
+            hard_state.term,
+            hard_state.vote,
+            hard_state.commit,
             snapshot_index,
             snapshot_term,
             data.len() as u64,
@@ -507,10 +531,18 @@ impl Checkpoint {
             first,
             next,
             anchored: flags & CHECKPOINT_ANCHORED != 0,
-            purged: (flags & CHECKPOINT_PURGED != 0).then_some((purged_index, purged_term)),
-            hard_state: (flags & CHECKPOINT_HARD_STATE != 0).then_some([hs_term, hs_vote, hs_commit]),
-            snapshot: (flags & CHECKPOINT_SNAPSHOT != 0)
-                .then(|| (snapshot_index, snapshot_term, data.to_vec())),
+            purged: (flags & CHECKPOINT_PURGED != 0)
+                .then_some(LogId { index: purged_index, term: purged_term }),
+            hard_state: (flags & CHECKPOINT_HARD_STATE != 0).then_some(HardState {
+                term: hs_term,
+                vote: hs_vote,
+                commit: hs_commit,
+            }),
+            snapshot: (flags & CHECKPOINT_SNAPSHOT != 0).then(|| SnapshotMeta {
+                index: snapshot_index,
+                term: snapshot_term,
+                data: data.to_vec(),
+            }),
             metadata: (flags & CHECKPOINT_METADATA != 0).then(|| metadata.to_vec()),
         })
     }
@@ -646,9 +678,9 @@ mod tests {
                 first: 11,
                 next: 20,
                 anchored: true,
-                purged: Some((10, 4)),
-                hard_state: Some([5, 2, 9]),
-                snapshot: Some((10, 4, b"membership".to_vec())),
+                purged: Some(LogId { index: 10, term: 4 }),
+                hard_state: Some(HardState { term: 5, vote: 2, commit: 9 }),
+                snapshot: Some(SnapshotMeta { index: 10, term: 4, data: b"membership".to_vec() }),
                 metadata: Some(b"vote".to_vec()),
             },
             Checkpoint {
@@ -657,7 +689,7 @@ mod tests {
                 anchored: true,
                 purged: None,
                 hard_state: None,
-                snapshot: Some((0, 0, Vec::new())),
+                snapshot: Some(SnapshotMeta::default()),
                 metadata: Some(Vec::new()),
             },
         ] {

@@ -2,6 +2,10 @@
 //! through [`Fs`] and [`FileHandle`], so a fault-injecting file system can stand in for the real
 //! one. [`StdFs`] is the real one; it is the only code in the crate that calls the OS.
 
+// Every method fails with the error of the OS (or of the simulation) it calls; saying so on
+// each would repeat it thirty times.
+#![allow(clippy::missing_errors_doc)]
+
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -22,7 +26,9 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Creates a file that must not exist yet, for reading and writing, with permission bits
     /// `mode` (before the umask).
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>>;
+    /// Removes the name `path`.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing any file named `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -74,8 +80,12 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
         let _ = (offset, len);
         Ok(())
     }
+    /// Sets the file's size, cutting or extending it with zeros.
     fn set_len(&self, bytes: u64) -> io::Result<()>;
+    /// The file's size.
     fn size(&self) -> io::Result<u64>;
+    /// The file's permission bits.
+    fn mode(&self) -> io::Result<u32>;
     /// A read-only view of the whole file as it is now. Only for files that are no longer
     /// written: the view must not change under its reader.
     fn map(&self) -> io::Result<Box<dyn Mapping>>;
@@ -83,6 +93,7 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
 
 /// The bytes of a mapped file.
 pub trait Mapping: Send + Sync {
+    /// The file's bytes.
     fn bytes(&self) -> &[u8];
 }
 
@@ -218,6 +229,11 @@ impl FileHandle for StdFile {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+
+    fn mode(&self) -> io::Result<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(self.0.metadata()?.permissions().mode() & 0o7777)
     }
 
     fn map(&self) -> io::Result<Box<dyn Mapping>> {

@@ -2,24 +2,24 @@
 //! `dump`, `verify` and `repair` commands print and do. Every function takes the directory's
 //! lock, so it refuses a directory an open `Wal` holds, and none creates a segment.
 
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 
-pub use crate::format::{Frame, frames};
+pub use crate::format::{Frame, Kind as RecordKind, frames};
+pub use crate::recovery::BACKUP_SUFFIX;
 
 use crate::error::{Error, Result};
-use crate::format::{self, Checkpoint, FORMAT_VERSION, Kind, SEGMENT_HEADER_BYTES};
+use crate::format::{self, Checkpoint, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
 use crate::fs::{Fs, LockGuard, StdFs};
 use crate::options::{FILE_MODE_DEFAULT, Options, RecoveryMode};
-use crate::recovery::{self, Analysis, LOCK_FILE, RecoveryReport};
-use crate::state::{HardState, SnapshotMeta};
-
-/// Suffix of the copies `repair` keeps of the files it changes or deletes. `open` ignores them.
-pub const BACKUP_SUFFIX: &str = ".broken";
+use crate::recovery::{self, Analysis, LOCK_FILE};
+use crate::value::{Cut, HardState, LogId, RecoveryReport, Salvage, SnapshotMeta};
 
 /// What a directory holds.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Inspection {
+    /// The format version of the segments (all share it).
     pub format_version: u32,
     /// Segments holding records, oldest first, up to any damaged one.
     pub segments: Vec<SegmentInfo>,
@@ -31,14 +31,21 @@ pub struct Inspection {
     pub bytes_on_disk: u64,
     /// Records verified.
     pub records: u64,
-    /// The log as replayed up to any damage.
+    /// The first entry of the log as replayed up to any damage; `None` if it holds none.
     pub first_index: Option<u64>,
+    /// Its last entry.
     pub last_index: Option<u64>,
+    /// The index the next append must have, once that is fixed.
     pub next_index: Option<u64>,
-    pub purged: Option<(u64, u64)>,
+    /// The last entry compacted away, by a purge or a snapshot.
+    pub purged: Option<LogId>,
+    /// The last hard state saved.
     pub hard_state: Option<HardState>,
+    /// The last snapshot installed.
     pub snapshot: Option<SnapshotMeta>,
+    /// The last metadata saved.
     pub metadata: Option<Vec<u8>>,
+    /// The first damage found, if any.
     pub damage: Option<DamageInfo>,
 }
 
@@ -46,16 +53,21 @@ pub struct Inspection {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SegmentInfo {
+    /// The file.
     pub path: PathBuf,
+    /// Its segment id, from its name.
     pub id: u64,
+    /// Its size.
     pub bytes: u64,
+    /// Valid records in it.
     pub records: u64,
     /// Offset after the last valid record.
     pub end: u64,
-    /// The first and last entry records in the file, live or not.
-    pub entries: Option<(u64, u64)>,
+    /// The indexes of the first and last entry records in the file, live or not.
+    pub entries: Option<RangeInclusive<u64>>,
 }
 
+/// What the first damage of a directory is, by what `open` does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DamageKind {
     /// A write a crash interrupted at the end of the newest segment: `open` cuts it.
@@ -68,96 +80,67 @@ pub enum DamageKind {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DamageInfo {
+    /// A torn tail or corruption.
     pub kind: DamageKind,
+    /// The damaged segment file.
     pub path: PathBuf,
+    /// Where the first bad byte is.
     pub offset: u64,
+    /// What is wrong there.
     pub reason: String,
-    /// The last valid entry (index, term) before the damage.
-    pub after: Option<(u64, u64)>,
+    /// The last valid entry before the damage.
+    pub after: Option<LogId>,
     /// Bytes from `offset` to the last non-zero byte of the file: what a cut zeroes.
     pub bytes: u64,
-}
-
-/// The kinds of record, as the tools name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordKind {
-    Entry,
-    Truncate,
-    Purge,
-    HardState,
-    Snapshot,
-    Checkpoint,
-    Batch,
-    Metadata,
-}
-
-impl RecordKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordKind::Entry => "entry",
-            RecordKind::Truncate => "truncate",
-            RecordKind::Purge => "purge",
-            RecordKind::HardState => "hard_state",
-            RecordKind::Snapshot => "snapshot",
-            RecordKind::Checkpoint => "checkpoint",
-            RecordKind::Batch => "batch",
-            RecordKind::Metadata => "metadata",
-        }
-    }
-
-    fn of(kind: Kind) -> RecordKind {
-        match kind {
-            Kind::Entry => RecordKind::Entry,
-            Kind::Truncate => RecordKind::Truncate,
-            Kind::Purge => RecordKind::Purge,
-            Kind::HardState => RecordKind::HardState,
-            Kind::Snapshot => RecordKind::Snapshot,
-            Kind::Checkpoint => RecordKind::Checkpoint,
-            Kind::Batch => RecordKind::Batch,
-            Kind::Metadata => RecordKind::Metadata,
-        }
-    }
 }
 
 /// One valid record, in log order.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordView<'a> {
+    /// The segment file holding it.
     pub segment: &'a Path,
+    /// Where it starts in that file.
     pub offset: u64,
+    /// What it says.
     pub kind: RecordKind,
+    /// Its index field (see [`RecordKind`] for what it means in each kind).
     pub index: u64,
+    /// Its term field.
     pub term: u64,
+    /// Its payload, verified.
     pub payload: &'a [u8],
 }
 
 impl RecordView<'_> {
     /// The hard state a `HardState` record saves.
+    #[must_use]
     pub fn hard_state(&self) -> Option<HardState> {
         let [term, vote, commit] = format::decode_u64s::<3>(self.payload)?;
         (self.kind == RecordKind::HardState).then_some(HardState { term, vote, commit })
     }
 
-    /// The log's bounds `[first, next)` a `Checkpoint` record gives.
-    pub fn checkpoint_bounds(&self) -> Option<(u64, u64)> {
+    /// The entries `first..next` of the log when the segment of a `Checkpoint` record began.
+    #[must_use]
+    pub fn checkpoint_bounds(&self) -> Option<Range<u64>> {
         let checkpoint = Checkpoint::decode(self.payload).filter(|_| self.kind == RecordKind::Checkpoint)?;
-        Some((checkpoint.first, checkpoint.next))
+        Some(checkpoint.first..checkpoint.next)
     }
-}
-
-/// Fails unless `dir` is a directory, with a message that says so.
-fn check_is_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    Err(Error::Io(std::io::Error::new(
-        std::io::ErrorKind::NotFound,
-        format!("{} is not a directory", dir.display()),
-    )))
 }
 
 /// Locks and analyzes `dir`.
 fn open_dir(fs: &dyn Fs, dir: &Path) -> Result<(Box<dyn LockGuard>, Analysis)> {
     // Refuse a directory that is not a log before creating a lock file in it.
+    if let Err(error) = fs.list(dir) {
+        let what = match error.raw_os_error() {
+            Some(libc::ENOENT) => "no such directory",
+            Some(libc::ENOTDIR) => "not a directory",
+            _ => "cannot be listed",
+        };
+        return Err(Error::Io(std::io::Error::new(
+            error.kind(),
+            format!("{} {what} ({error})", dir.display()),
+        )));
+    }
     if recovery::segment_names(fs, dir)?.is_empty() {
         return Err(Error::NotALog(dir.to_path_buf()));
     }
@@ -174,15 +157,14 @@ fn open_dir(fs: &dyn Fs, dir: &Path) -> Result<(Box<dyn LockGuard>, Analysis)> {
 /// `Locked` if an open `Wal` holds it; `ForeignFile` if it holds other files; `NotALog` if it
 /// holds no segment; `Io` if it is not a directory or cannot be read.
 pub fn inspect(dir: &Path) -> Result<Inspection> {
-    check_is_dir(dir)?;
     let (_lock, analysis) = open_dir(&StdFs, dir)?;
-    Ok(inspection(analysis))
+    Ok(inspection(&StdFs, analysis))
 }
 
-fn inspection(analysis: Analysis) -> Inspection {
+fn inspection(fs: &dyn Fs, analysis: Analysis) -> Inspection {
     let log = analysis.log.as_ref();
     let index = log.map(|log| &log.index).filter(|index| !index.is_empty());
-    let file_bytes = |path: &Path| std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let file_bytes = |path: &Path| fs.open(path).and_then(|file| file.size()).unwrap_or(0);
     let segments: Vec<SegmentInfo> = analysis
         .summaries
         .iter()
@@ -192,7 +174,7 @@ fn inspection(analysis: Analysis) -> Inspection {
             bytes: summary.bytes,
             records: summary.records,
             end: summary.end,
-            entries: summary.entries,
+            entries: summary.entries.map(|(first, last)| first..=last),
         })
         .collect();
     let spares: Vec<PathBuf> = analysis.spares.iter().map(|spare| spare.path.clone()).collect();
@@ -222,7 +204,7 @@ fn inspection(analysis: Analysis) -> Inspection {
             path: damage.path,
             offset: damage.offset,
             reason: damage.reason,
-            after: damage.after,
+            after: damage.after.map(|(index, term)| LogId { index, term }),
         }),
     }
 }
@@ -232,7 +214,6 @@ fn inspection(analysis: Analysis) -> Inspection {
 /// # Errors
 /// As `inspect`.
 pub fn for_each_record(dir: &Path, mut visit: impl FnMut(RecordView<'_>)) -> Result<()> {
-    check_is_dir(dir)?;
     let (_lock, analysis) = open_dir(&StdFs, dir)?;
     for (segment, summary) in analysis.segments.iter().zip(&analysis.summaries) {
         let bytes = segment.bytes_of(0);
@@ -243,7 +224,7 @@ pub fn for_each_record(dir: &Path, mut visit: impl FnMut(RecordView<'_>)) -> Res
             visit(RecordView {
                 segment: &segment.path,
                 offset: at as u64,
-                kind: RecordKind::of(record.head.kind),
+                kind: record.head.kind,
                 index: record.head.index,
                 term: record.head.term,
                 payload: record.payload,
@@ -254,7 +235,17 @@ pub fn for_each_record(dir: &Path, mut visit: impl FnMut(RecordView<'_>)) -> Res
     Ok(())
 }
 
-/// What `repair` did, or with `dry_run` would do.
+/// What `repair` may cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepairMode {
+    /// Only a torn tail, as `open` would; damage anywhere else is an error.
+    TornTail,
+    /// Keep the longest valid prefix: cut at the first damage wherever it is, and delete the
+    /// segment files after it.
+    Salvage,
+}
+
+/// What `repair` did, or `plan_repair` would do.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Repaired {
@@ -266,35 +257,47 @@ pub struct Repaired {
     pub last_index: Option<u64>,
 }
 
-/// Repairs `dir` the way `open` would: cuts a torn tail, or with `salvage` keeps the longest
-/// valid prefix. Each file it will change or delete is first copied to `<file>.broken`.
-/// A healthy log is never touched: `Ok(None)`.
+/// Repairs `dir` the way `open` would: cuts a torn tail, or with `RepairMode::Salvage` keeps
+/// the longest valid prefix. Each file it will change or delete is first copied to
+/// `<file>.broken`, with the original's permission bits, and the copies' names are made durable
+/// before anything changes. A healthy log is never touched: `Ok(None)`.
 ///
 /// # Errors
-/// `Corruption` if the damage is not a torn tail and `salvage` is off (or salvage is
+/// `Corruption` if the damage is not a torn tail and the mode is `TornTail` (or salvage is
 /// impossible); otherwise as `inspect`.
-pub fn repair(dir: &Path, salvage: bool, dry_run: bool) -> Result<Option<Repaired>> {
-    check_is_dir(dir)?;
-    repair_with_fs(&StdFs, dir, salvage, dry_run)
+pub fn repair(dir: &Path, mode: RepairMode) -> Result<Option<Repaired>> {
+    repair_with_fs(&StdFs, dir, mode)
+}
+
+/// What `repair` would do, changing nothing.
+///
+/// # Errors
+/// As `repair`.
+pub fn plan_repair(dir: &Path, mode: RepairMode) -> Result<Option<Repaired>> {
+    run_repair(&StdFs, dir, mode, false)
 }
 
 /// `repair` on another file system, such as a fault-injecting one.
 ///
 /// # Errors
 /// As `repair`.
-pub fn repair_with_fs(fs: &dyn Fs, dir: &Path, salvage: bool, dry_run: bool) -> Result<Option<Repaired>> {
+pub fn repair_with_fs(fs: &dyn Fs, dir: &Path, mode: RepairMode) -> Result<Option<Repaired>> {
+    run_repair(fs, dir, mode, true)
+}
+
+fn run_repair(fs: &dyn Fs, dir: &Path, mode: RepairMode, write: bool) -> Result<Option<Repaired>> {
     let (_lock, analysis) = open_dir(fs, dir)?;
-    let before = inspection(analysis);
+    let before = inspection(fs, analysis);
     let Some(damage) = &before.damage else { return Ok(None) };
     let corrupt = damage.kind == DamageKind::Corruption;
-    if corrupt && !salvage {
+    if corrupt && mode == RepairMode::TornTail {
         return Err(Error::Corruption {
             path: damage.path.clone(),
             offset: damage.offset,
             reason: damage.reason.clone(),
         });
     }
-    let cut = recovery::Cut {
+    let cut = Cut {
         path: damage.path.clone(),
         offset: damage.offset,
         bytes_zeroed: damage.bytes,
@@ -306,9 +309,9 @@ pub fn repair_with_fs(fs: &dyn Fs, dir: &Path, salvage: bool, dry_run: bool) -> 
     } else {
         Vec::new()
     };
-    if dry_run {
+    if !write {
         let report = if corrupt {
-            RecoveryReport { salvaged: Some((cut, dropped)), ..RecoveryReport::default() }
+            RecoveryReport { salvaged: Some(Salvage { cut, deleted: dropped }), ..RecoveryReport::default() }
         } else {
             RecoveryReport { torn_tail: Some(cut), ..RecoveryReport::default() }
         };
@@ -346,7 +349,7 @@ fn back_up(fs: &dyn Fs, dir: &Path, path: &Path) -> Result<PathBuf> {
             .map_err(|_| Error::Io(std::io::ErrorKind::OutOfMemory.into()))?
     ];
     original.read_exact_at(&mut bytes, 0)?;
-    let copy = fs.create_new(&backup, FILE_MODE_DEFAULT)?;
+    let copy = fs.create_new(&backup, original.mode()?)?;
     copy.write_all_at(&bytes, 0)?;
     copy.sync_all()?;
     Ok(backup)

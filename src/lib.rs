@@ -50,11 +50,20 @@ mod segment;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod state;
+mod value;
 mod wal;
 
+// The whole public API. Everything else is private to the crate.
+//
+// The log and how it is opened:
+pub use options::{FILE_MODE_DEFAULT, Options, RecoveryMode, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SyncMode};
+pub use wal::Wal;
+// What an operation returns until it is durable:
 pub use commit::Completion;
+// The values the API takes and returns, all in `value`:
+pub use value::{Cut, Entry, HardState, INDEX_MAX, LogId, RecoveryReport, Salvage, SnapshotMeta, Stats};
+// The one error type:
 pub use error::{Error, Result};
-pub use options::{FILE_MODE_DEFAULT, Options, RecoveryMode, SyncMode};
-pub use recovery::{Cut, RecoveryReport};
-pub use state::{Entry, HardState, SnapshotMeta};
-pub use wal::{Stats, Wal};
+// Modules: `fs` (the file-system seam, for `Wal::open_with_fs`), `inspect` (the operator
+// tools' library), `raft` (the adapters, by feature) and `sim` (the simulated file system, by
+// feature).

@@ -36,7 +36,9 @@ pub enum RecoveryMode {
 pub struct Options {
     /// Size of each segment file, preallocated in full before it is written.
     pub segment_bytes: u64,
+    /// When an operation counts as done.
     pub sync: SyncMode,
+    /// What `open` does with damage it finds.
     pub recovery: RecoveryMode,
     /// Appenders wait once this many bytes are queued for the next write; also the largest
     /// single append.

@@ -21,45 +21,15 @@ use crate::format::{
 };
 use crate::fs::{FileHandle, Fs};
 use crate::index::Location;
-use crate::inspect::BACKUP_SUFFIX;
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, TEMP_SUFFIX};
-use crate::state::{HardState, LogState, SnapshotMeta};
+use crate::state::LogState;
+use crate::value::{Cut, HardState, RecoveryReport, Salvage, SnapshotMeta};
 
 pub const LOCK_FILE: &str = "LOCK";
 
-/// What `Wal::open` found and repaired.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecoveryReport {
-    /// Segments read, empty preallocated ones included.
-    pub segments: usize,
-    /// Bytes of records verified.
-    pub record_bytes: u64,
-    pub records: u64,
-    /// Segments deleted because the durable state no longer needed them (a purge whose deletion
-    /// a crash interrupted), plus leftover partial preallocations.
-    pub obsolete_files_deleted: usize,
-    /// A torn write at the end of the newest segment, cut: where it began and how many bytes
-    /// after it were zeroed.
-    pub torn_tail: Option<Cut>,
-    /// `RecoveryMode::Salvage` only: where damage cut the log, and the later segment files
-    /// deleted with everything in them.
-    pub salvaged: Option<(Cut, Vec<PathBuf>)>,
-    /// `RecoveryMode::Salvage` only: entries (first, last) at the front of the log whose
-    /// segments a purge had deleted, when the cut also dropped that purge. They are gone; the
-    /// log now starts after them.
-    pub missing_dropped: Option<(u64, u64)>,
-}
-
-/// A place where recovery cut the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cut {
-    pub path: PathBuf,
-    pub offset: u64,
-    pub bytes_zeroed: u64,
-    pub reason: String,
-}
+/// Suffix of the copies `repair` keeps of the files it changes or deletes. `open` ignores them.
+pub const BACKUP_SUFFIX: &str = ".broken";
 
 /// The segment appends continue in.
 pub struct Active {
@@ -269,7 +239,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
                 }
                 dropped.extend(later.iter().cloned());
                 dropped.extend(spares.drain(..).map(|spare| spare.path.clone()));
-                report.salvaged = Some((cut, dropped.clone()));
+                report.salvaged = Some(Salvage { cut, deleted: dropped.clone() });
             }
             _ => {
                 return Err(Error::Corruption {
@@ -291,7 +261,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
             return Err(Error::MissingEntries { first, last });
         }
         log.index.purge(last);
-        report.missing_dropped = Some((first, last));
+        report.missing_dropped = Some(first..=last);
     }
 
     // Decided; now change the disk. A crash from here on leaves damage that the next open
@@ -721,7 +691,7 @@ impl Replay {
                 let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
                 log.check_snapshot(&meta).map_err(fail)?;
                 let keep_log = head.flags == format::SNAPSHOT_KEEPS_LOG;
-                let at_purge_point = log.purged.is_some_and(|(purged, _)| purged == meta.index);
+                let at_purge_point = log.purged.is_some_and(|purged| purged.index == meta.index);
                 if keep_log && !log.index.contains(meta.index) && !at_purge_point {
                     return Err(format!("snapshot at {} keeps a log that does not hold it", meta.index));
                 }

@@ -6,10 +6,13 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// The generator that `seed` decides.
+    #[must_use]
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
 
+    /// The next number.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -18,7 +21,10 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A number in `0..bound`; `bound` must not be zero.
+    /// A number in `0..bound`.
+    ///
+    /// # Panics
+    /// If `bound` is zero.
     pub fn below(&mut self, bound: u64) -> u64 {
         assert!(bound > 0, "empty range");
         self.next_u64() % bound

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 use crate::format::{self, Kind, RECORD_HEADER_BYTES, SegmentHeader, SegmentId};
 use crate::fs::{FileHandle, Fs, Mapping};
-use crate::state::Entry;
+use crate::value::Entry;
 
 /// Suffix of a segment being preallocated; such a file is never read and is deleted on open.
 pub const TEMP_SUFFIX: &str = ".tmp";

@@ -5,34 +5,7 @@
 use crate::error::{Error, Result};
 use crate::format::Checkpoint;
 use crate::index::{Index, Location};
-
-/// One entry of the log. The payload is opaque to raftwal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub index: u64,
-    pub term: u64,
-    pub data: Vec<u8>,
-}
-
-/// Raft's persistent vote state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HardState {
-    pub term: u64,
-    pub vote: u64,
-    pub commit: u64,
-}
-
-/// What a snapshot covers: the log up to `index` (of `term`), plus the caller's opaque bytes
-/// (membership, configuration).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SnapshotMeta {
-    pub index: u64,
-    pub term: u64,
-    pub data: Vec<u8>,
-}
-
-/// The largest index an entry or snapshot may have, so that `index + 1` never overflows.
-pub const INDEX_MAX: u64 = u64::MAX - 1;
+use crate::value::{HardState, INDEX_MAX, LogId, SnapshotMeta};
 
 fn check_index(index: u64) -> Result<()> {
     if index > INDEX_MAX {
@@ -48,7 +21,7 @@ pub struct LogState {
     /// index is fixed. A fresh log accepts any first index (openraft starts at 0, raft-rs at 1).
     pub anchored: bool,
     /// The last compacted entry (index, term), by purge or snapshot.
-    pub purged: Option<(u64, u64)>,
+    pub purged: Option<LogId>,
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
     /// The caller's opaque metadata, last saved by `Wal::set_metadata`.
@@ -120,14 +93,14 @@ impl LogState {
 
     pub fn apply_purge(&mut self, upto: u64, term: u64) {
         self.index.purge(upto);
-        self.purged = Some((upto, term));
+        self.purged = Some(LogId { index: upto, term });
         self.anchored = true;
     }
 
     pub fn check_snapshot(&self, meta: &SnapshotMeta) -> Result<()> {
         check_index(meta.index)?;
         match self.purged {
-            Some((compacted, _)) if meta.index < compacted => {
+            Some(LogId { index: compacted, .. }) if meta.index < compacted => {
                 Err(Error::StaleSnapshot { index: meta.index, compacted })
             }
             _ => Ok(()),
@@ -143,7 +116,7 @@ impl LogState {
     /// The term of entry `index` if the log holds it or it is the last compacted entry.
     pub fn term_of(&self, index: u64) -> Option<u64> {
         match self.purged {
-            Some((purged, term)) if purged == index => Some(term),
+            Some(LogId { index: purged, term }) if purged == index => Some(term),
             _ => self.index.term(index),
         }
     }
@@ -156,7 +129,7 @@ impl LogState {
         } else {
             self.index = Index::empty_at(meta.index + 1);
         }
-        self.purged = Some((meta.index, meta.term));
+        self.purged = Some(LogId { index: meta.index, term: meta.term });
         self.anchored = true;
         self.snapshot = Some(meta);
     }
@@ -167,7 +140,7 @@ impl LogState {
             return Ok(term);
         }
         match self.purged {
-            Some((purged, term)) if purged == index => Ok(term),
+            Some(LogId { index: purged, term }) if purged == index => Ok(term),
             _ => Err(self.out_of_range(index)),
         }
     }
@@ -188,8 +161,8 @@ impl LogState {
             next: self.index.next(),
             anchored: self.anchored,
             purged: self.purged,
-            hard_state: self.hard_state.map(|hs| [hs.term, hs.vote, hs.commit]),
-            snapshot: self.snapshot.as_ref().map(|meta| (meta.index, meta.term, meta.data.clone())),
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
             metadata: self.metadata.clone(),
         }
     }
@@ -203,8 +176,8 @@ impl LogState {
             index,
             anchored: checkpoint.anchored,
             purged: checkpoint.purged,
-            hard_state: checkpoint.hard_state.map(|[term, vote, commit]| HardState { term, vote, commit }),
-            snapshot: checkpoint.snapshot.map(|(index, term, data)| SnapshotMeta { index, term, data }),
+            hard_state: checkpoint.hard_state,
+            snapshot: checkpoint.snapshot,
             metadata: checkpoint.metadata,
         }
     }

@@ -24,10 +24,11 @@ use crate::fs::{Fs, LockGuard, StdFs};
 use crate::housekeeper::{self, Chore};
 use crate::index::Location;
 use crate::options::{Options, SyncMode};
-use crate::recovery::{self, LOCK_FILE, RecoveryReport};
+use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
 use crate::segment::Segment;
-use crate::state::{Entry, HardState, INDEX_MAX, LogState, SnapshotMeta};
+use crate::state::LogState;
+use crate::value::{Entry, HardState, INDEX_MAX, LogId, RecoveryReport, SnapshotMeta, Stats};
 
 /// State shared by the API, the committer and the housekeeper.
 pub(crate) struct Shared {
@@ -99,38 +100,6 @@ pub(crate) struct Counters {
     pub segment_wait_micros: AtomicU64,
     pub segments_deleted: AtomicU64,
     pub housekeeping_errors: AtomicU64,
-}
-
-/// Counters since open.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Entries appended.
-    pub entries: u64,
-    /// `append` and `append_with` calls.
-    pub appends: u64,
-    /// Bytes handed to the OS by the committer.
-    pub bytes_written: u64,
-    /// fdatasyncs issued on segments (directory syncs not counted).
-    pub fsyncs: u64,
-    /// Write batches the committer took from the queue.
-    pub batches: u64,
-    pub segments_created: u64,
-    /// Times an operation found the active segment full and no spare ready, and waited for the
-    /// housekeeper to preallocate one; and the microseconds so spent, summed over waiters.
-    /// Appends stall there when the log is written faster than zeros can be.
-    pub segment_waits: u64,
-    pub segment_wait_micros: u64,
-    pub segments_deleted: u64,
-    /// Spare preallocations that failed (the next append needing a segment tries again, and
-    /// fails if that fails too), and deletions of obsolete segments that failed (the next open
-    /// deletes them).
-    pub housekeeping_errors: u64,
-    /// Segment files holding the log now, spares not counted.
-    pub segments: u64,
-    /// Entries in the log and the heap bytes its index holds.
-    pub index_entries: u64,
-    pub index_bytes: u64,
 }
 
 impl Core {
@@ -771,8 +740,9 @@ impl Wal {
             range
                 .clone()
                 .map(|index| {
-                    let location = core.log.index.locate(index).expect("recovery leaves no entry missing");
-                    core.source(index, location)
+                    // Recovery fails on missing entries, so this is for an index bug's sake.
+                    let missing = Error::MissingEntries { first: index, last: index };
+                    core.source(index, core.log.index.locate(index).ok_or(missing)?)
                 })
                 .collect::<Result<Vec<Source>>>()?
         };
@@ -858,7 +828,7 @@ impl Wal {
     ///
     /// # Errors
     /// As `first_index`.
-    pub fn purged(&self) -> Result<Option<(u64, u64)>> {
+    pub fn purged(&self) -> Result<Option<LogId>> {
         self.read(|log| log.purged)
     }
 
@@ -902,10 +872,13 @@ impl Wal {
     }
 
     /// What `open` found and repaired.
+    #[must_use]
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
     }
 
+    /// Counters since open, and the log's size now.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         let shared = self.shared();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);

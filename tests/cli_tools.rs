@@ -166,13 +166,16 @@ fn corruption_verifies_as_2_and_only_salvage_repairs_it() {
 fn bad_input_gets_one_line_and_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "hello").unwrap();
     let foreign = dir.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "hello").unwrap();
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     for (path, says) in [
-        (&missing, "not a directory"),
+        (&missing, "no such directory"),
+        (&file, "not a directory"),
         (&foreign, "not part of a wal"),
         (&empty, "holds no raftwal segments"),
     ] {

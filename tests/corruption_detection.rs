@@ -5,9 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Model, entries, forget_clean_close, open, reopen, segment_paths, small_segments};
+use common::{Model, entries, flip, forget_clean_close, open, reopen, segment_paths, small_segments};
 use raftwal::inspect::frames;
-use raftwal::{Error, Options, RecoveryMode, Wal};
+use raftwal::{Error, Options, RecoveryMode, Salvage, Wal};
 
 const ENTRIES: u64 = 300;
 
@@ -35,12 +35,6 @@ fn entry_records(path: &Path) -> Vec<(u64, u64)> {
 /// The newest segment file that holds records (the one after it, if any, is a blank spare).
 fn newest_with_records(dir: &Path) -> PathBuf {
     segment_paths(dir).into_iter().rev().find(|path| !entry_records(path).is_empty()).unwrap()
-}
-
-fn flip(path: &Path, offset: u64) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[offset as usize] ^= 0x40;
-    std::fs::write(path, bytes).unwrap();
 }
 
 fn open_with(dir: &Path, recovery: RecoveryMode) -> raftwal::Result<Wal> {
@@ -123,7 +117,7 @@ fn salvage_keeps_the_valid_prefix_and_reports_what_it_dropped() {
     flip(&damaged, offset + 33);
 
     let wal = open_with(dir.path(), RecoveryMode::Salvage).unwrap();
-    let (cut, dropped) = wal.recovery_report().salvaged.clone().expect("salvage reported");
+    let Salvage { cut, deleted: dropped } = wal.recovery_report().salvaged.clone().expect("salvage reported");
     assert_eq!((cut.path.as_path(), cut.offset), (damaged.as_path(), offset));
     assert_eq!(dropped, paths[2..].to_vec(), "later segments, and the blank spare, dropped");
     model.entries.retain(|&at, _| at < index);

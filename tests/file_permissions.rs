@@ -94,3 +94,26 @@ fn a_segment_that_is_a_symlink_or_not_a_file_is_refused() {
         other => panic!("open with a directory named like a segment: {other:?}"),
     }
 }
+
+#[test]
+fn repair_backups_keep_the_mode_of_the_file_they_copy() {
+    // SAFETY: as in `modes_of_a_new_log`.
+    unsafe { libc::umask(0o022) };
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), Options { file_mode: 0o640, ..small_segments() }).unwrap();
+    for first in (1..200).step_by(10) {
+        wal.append(&entries(first..first + 10, 1)).unwrap().wait().unwrap();
+    }
+    wal.close().unwrap();
+    drop(wal);
+    let damaged = segment_paths(dir.path())[1].clone();
+    let offset = common::record_offsets(&std::fs::read(&damaged).unwrap())[3];
+    common::flip(&damaged, offset + 33);
+
+    let repaired = raftwal::inspect::repair(dir.path(), raftwal::inspect::RepairMode::Salvage).unwrap();
+    let backups = repaired.expect("damage to repair").backups;
+    assert!(!backups.is_empty());
+    for backup in backups {
+        assert_eq!(mode(&backup), 0o640, "{}", backup.display());
+    }
+}

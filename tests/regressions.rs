@@ -81,12 +81,11 @@ fn regression_salvage_cut_dropped_the_purge_that_deleted_a_segment() {
     let (dir, _, damaged, offset) = purged_then_damaged(4);
     let wal = Wal::open(dir.path(), Options { recovery: RecoveryMode::Salvage, ..small_segments() }).unwrap();
     let report = wal.recovery_report().clone();
-    let (cut, _) = report.salvaged.expect("salvaged");
+    let cut = report.salvaged.expect("salvaged").cut;
     assert_eq!((cut.path, cut.offset), (damaged, offset));
-    let (first_lost, last_lost) =
-        report.missing_dropped.expect("the entries of the deleted segment are reported");
-    assert_eq!(first_lost, 1);
-    assert_eq!(wal.first_index().unwrap(), Some(last_lost + 1));
+    let lost = report.missing_dropped.expect("the entries of the deleted segment are reported");
+    assert_eq!(*lost.start(), 1);
+    assert_eq!(wal.first_index().unwrap(), Some(lost.end() + 1));
 }
 
 /// Failed as: salvage opened an empty, fresh log (no hard state, any next index) when the

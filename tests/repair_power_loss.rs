@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use raftwal::inspect::{frames, repair_with_fs};
+use raftwal::inspect::{RepairMode, frames, repair_with_fs};
 use raftwal::sim::{Fault, Rng, SimFs};
 use raftwal::{Entry, Options, RecoveryMode, Wal};
 
@@ -52,7 +52,7 @@ fn a_power_cut_during_repair_never_loses_the_only_copy_of_a_segment() {
         let before: Vec<(PathBuf, Vec<u8>)> =
             segments(&sim).into_iter().map(|path| (path.clone(), sim.contents(&path).unwrap())).collect();
         sim.plan(rng.below(150), Fault::PowerLoss);
-        let outcome = repair_with_fs(&sim.process(), Path::new(DIR), true, false);
+        let outcome = repair_with_fs(&sim.process(), Path::new(DIR), RepairMode::Salvage);
         if sim.power_losses() == 0 {
             let repaired = outcome.unwrap_or_else(|error| panic!("seed {seed}: repair failed: {error}"));
             assert!(repaired.is_some(), "seed {seed}: the damage was not found");
@@ -69,7 +69,7 @@ fn a_power_cut_during_repair_never_loses_the_only_copy_of_a_segment() {
             assert!(kept, "seed {seed}: the damaged bytes of {} survive nowhere", segment.display());
         }
         // Whatever the cut left, repairing again finishes, and the log then opens.
-        repair_with_fs(&sim.process(), Path::new(DIR), true, false)
+        repair_with_fs(&sim.process(), Path::new(DIR), RepairMode::Salvage)
             .unwrap_or_else(|error| panic!("seed {seed}: second repair: {error}"));
         let strict = Options { recovery: RecoveryMode::TornTail, ..options() };
         Wal::open_with_fs(Arc::new(sim.process()), DIR, strict)

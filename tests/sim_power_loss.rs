@@ -383,21 +383,21 @@ fn flip_a_durable_bit(run: &mut Run, wal: Wal) {
     }
     let wal = salvage.unwrap_or_else(|error| run.fail(format!("salvage: {error}")));
     let salvaged = State::read(&wal).unwrap();
-    let cut = wal.recovery_report().salvaged.clone().map(|(cut, _)| (cut.path, cut.offset));
+    let cut = wal.recovery_report().salvaged.clone().map(|salvage| (salvage.cut.path, salvage.cut.offset));
     if cut != Some((path.clone(), offset as u64)) {
         run.fail(format!("salvage cut at {cut:?}"));
     }
     run.log(format!("salvage dropped {lost} records"));
-    let missing_dropped = wal.recovery_report().missing_dropped;
+    let missing_dropped = wal.recovery_report().missing_dropped.clone();
     let expected = |survivors: &Vec<Op>| {
         let mut expected = State::default();
         survivors[..survivors.len().checked_sub(lost)?].iter().for_each(|op| expected.apply(op));
         // Entries whose segments a purge after the cut had deleted are gone with it.
-        if let Some((first, last)) = missing_dropped {
-            if expected.first() != Some(first) {
+        if let Some(missing) = &missing_dropped {
+            if expected.first() != Some(*missing.start()) {
                 return None;
             }
-            expected.entries.retain(|&index, _| index > last);
+            expected.entries.retain(|index, _| index > missing.end());
         }
         Some(expected)
     };

@@ -85,6 +85,7 @@ where
     }
 
     /// The underlying log, for stats and inspection.
+    #[must_use]
     pub fn wal(&self) -> &Wal {
         &self.store.wal
     }

@@ -71,6 +71,7 @@ impl RaftStorage {
     }
 
     /// The underlying log, for stats and inspection.
+    #[must_use]
     pub fn wal(&self) -> &Wal {
         &self.wal
     }

@@ -267,7 +267,10 @@ mod tests {
         let wal = Wal::open(dir.path(), Options::default()).unwrap();
         assert_eq!(wal.first_index().unwrap(), Some(1), "the engine alone still holds the purged entries");
         let store = TestStore::new(wal.clone(), shape()).unwrap();
-        assert_eq!((wal.first_index().unwrap(), wal.purged().unwrap()), (Some(6), Some((5, 1))));
+        assert_eq!(
+            (wal.first_index().unwrap(), wal.purged().unwrap()),
+            (Some(6), Some(crate::LogId { index: 5, term: 1 }))
+        );
         assert_eq!(store.read(.., u64::MAX).unwrap().first().map(|entry| entry.0), Some(6));
     }
 

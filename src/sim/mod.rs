@@ -20,8 +20,17 @@
 //! (see [`Fs::stepped`]) whose order the seed also decides, so with one submitting thread a seed
 //! replays exactly: the same operations, batches, faults and outcomes.
 
+// The harnesses that this crate's tests and fuzz targets share: a reference model, a workload
+// generator and the fuzz targets' bodies. Public so that `tests/` and `fuzz/` can reach them,
+// hidden from the docs because they are not API and change with the tests.
+#[doc(hidden)]
+#[allow(clippy::must_use_candidate, clippy::missing_errors_doc, clippy::missing_panics_doc, missing_docs)]
 pub mod fuzz;
+#[doc(hidden)]
+#[allow(clippy::must_use_candidate, clippy::missing_errors_doc, clippy::missing_panics_doc, missing_docs)]
 pub mod model;
+#[doc(hidden)]
+#[allow(clippy::must_use_candidate, clippy::missing_errors_doc, clippy::missing_panics_doc, missing_docs)]
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -59,6 +68,8 @@ struct Inode {
     volatile: Vec<u8>,
     /// Writes since the last sync, oldest first: (offset, bytes).
     unsynced: Vec<(u64, Vec<u8>)>,
+    /// Permission bits, as created.
+    mode: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -200,6 +211,10 @@ pub struct SimFs {
 impl SimFs {
     /// An empty file system whose random choices come from `seed`; writes tear at
     /// `sector_bytes` boundaries.
+    ///
+    /// # Panics
+    /// If `sector_bytes` is not a power of two.
+    #[must_use]
     pub fn new(seed: u64, sector_bytes: usize) -> SimFs {
         assert!(sector_bytes.is_power_of_two(), "sector size {sector_bytes}");
         SimFs {
@@ -226,6 +241,7 @@ impl SimFs {
 
     /// This file system as the process running now sees it: once the power is lost, every call
     /// through the view, and through the handles and locks it gave out, fails with EIO.
+    #[must_use]
     pub fn process(&self) -> SimFs {
         let generation = self.world.lock().generation;
         SimFs { world: self.world.clone(), process: Some(generation) }
@@ -237,6 +253,7 @@ impl SimFs {
     }
 
     /// Operations run so far.
+    #[must_use]
     pub fn ops(&self) -> u64 {
         self.world.lock().ops
     }
@@ -264,6 +281,7 @@ impl SimFs {
     }
 
     /// Power losses so far, planned or not.
+    #[must_use]
     pub fn power_losses(&self) -> u64 {
         self.world.lock().power_losses
     }
@@ -274,11 +292,13 @@ impl SimFs {
     }
 
     /// Process crashes so far, planned or not.
+    #[must_use]
     pub fn crashes(&self) -> u64 {
         self.world.lock().crashes
     }
 
     /// Power losses and process crashes so far: how many times the running process ended.
+    #[must_use]
     pub fn stops(&self) -> u64 {
         let world = self.world.lock();
         world.power_losses + world.crashes
@@ -291,6 +311,9 @@ impl SimFs {
 
     /// Removes a file and makes that durable, as an operator's mistake or a lost directory
     /// block would.
+    ///
+    /// # Errors
+    /// `NotFound` if no file has that name.
     pub fn lose(&self, path: &Path) -> io::Result<()> {
         let mut world = self.world.lock();
         world.names.remove(path).ok_or(io::ErrorKind::NotFound)?;
@@ -300,6 +323,9 @@ impl SimFs {
     }
 
     /// Cuts a file to `bytes`, durably, as a lost extent or a careless copy would.
+    ///
+    /// # Errors
+    /// `NotFound` if no file has that name.
     pub fn shorten(&self, path: &Path, bytes: u64) -> io::Result<()> {
         let mut world = self.world.lock();
         let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
@@ -315,6 +341,9 @@ impl SimFs {
     }
 
     /// Flips one bit of a file's durable (and volatile) image, as a failing disk would.
+    ///
+    /// # Errors
+    /// `NotFound` if no file has that name; `InvalidInput` if it is not longer than `offset`.
     pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> io::Result<()> {
         let mut world = self.world.lock();
         let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
@@ -327,6 +356,7 @@ impl SimFs {
     }
 
     /// The volatile bytes of a file, read without counting as an operation.
+    #[must_use]
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let world = self.world.lock();
         let ino = world.names.get(path)?;
@@ -334,6 +364,7 @@ impl SimFs {
     }
 
     /// Names of the files, in order.
+    #[must_use]
     pub fn paths(&self) -> Vec<PathBuf> {
         self.world.lock().names.keys().cloned().collect()
     }
@@ -373,7 +404,7 @@ impl Fs for SimFs {
         Ok(self.handle(ino, generation))
     }
 
-    fn create_new(&self, path: &Path, _mode: u32) -> io::Result<Box<dyn FileHandle>> {
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
         let mut world = self.world.lock();
         let generation = self.generation(&world);
         world.begin(generation)?;
@@ -382,7 +413,7 @@ impl Fs for SimFs {
         }
         let ino = world.next_ino;
         world.next_ino += 1;
-        world.inodes.insert(ino, Inode::default());
+        world.inodes.insert(ino, Inode { mode, ..Inode::default() });
         SimFs::link(&mut world, path, ino);
         Ok(self.handle(ino, generation))
     }
@@ -557,6 +588,12 @@ impl FileHandle for SimFile {
         let mut world = self.world.lock();
         world.begin(self.generation)?;
         Ok(world.inode(self.ino)?.volatile.len() as u64)
+    }
+
+    fn mode(&self) -> io::Result<u32> {
+        let mut world = self.world.lock();
+        world.begin(self.generation)?;
+        Ok(world.inode(self.ino)?.mode)
     }
 
     fn map(&self) -> io::Result<Box<dyn Mapping>> {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Entry, Error, HardState, SnapshotMeta, Wal};
+use crate::{Entry, Error, HardState, LogId, SnapshotMeta, Wal};
 
 /// One record's worth of change, in submission order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum Op {
 pub struct State {
     pub entries: BTreeMap<u64, Entry>,
     pub next: Option<u64>,
-    pub purged: Option<(u64, u64)>,
+    pub purged: Option<LogId>,
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
     pub metadata: Option<Vec<u8>>,
@@ -45,20 +45,20 @@ impl State {
             Op::Purge(upto) => {
                 let term = self.entries[upto].term;
                 self.entries.retain(|&index, _| index > *upto);
-                self.purged = Some((*upto, term));
+                self.purged = Some(LogId { index: *upto, term });
             }
             Op::HardState(hard_state) => self.hard_state = Some(*hard_state),
             Op::Snapshot(meta) => {
                 let term = self.entries.get(&meta.index).map(|entry| entry.term);
-                let term =
-                    term.or(self.purged.filter(|&(index, _)| index == meta.index).map(|(_, term)| term));
+                let term = term
+                    .or(self.purged.filter(|purged| purged.index == meta.index).map(|purged| purged.term));
                 if term == Some(meta.term) {
                     self.entries.retain(|&index, _| index > meta.index);
                 } else {
                     self.entries.clear();
                     self.next = Some(meta.index + 1);
                 }
-                self.purged = Some((meta.index, meta.term));
+                self.purged = Some(LogId { index: meta.index, term: meta.term });
                 self.snapshot = Some(meta.clone());
             }
             Op::Metadata(metadata) => self.metadata = Some(metadata.clone()),

@@ -122,7 +122,7 @@ impl Generator {
                 Choice::HardState(HardState { term: self.term, vote: self.counter, commit })
             }
             88..95 => {
-                let floor = state.purged.map_or(0, |(index, _)| index);
+                let floor = state.purged.map_or(0, |purged| purged.index);
                 let index = source.in_range(floor, next + 5)?;
                 let keep = state.entries.get(&index).map(|entry| entry.term);
                 let term = match keep {

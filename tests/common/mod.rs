@@ -146,8 +146,8 @@ impl Model {
                 );
             }
         }
-        if let Some((index, term)) = self.purged {
-            assert_eq!(wal.term(index).unwrap(), term, "term of the purge point");
+        if let Some(purged) = self.purged {
+            assert_eq!(wal.term(purged.index).unwrap(), purged.term, "term of the purge point");
         }
     }
 }
@@ -236,6 +236,9 @@ impl FileHandle for FlakyFile {
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
     }
+    fn mode(&self) -> io::Result<u32> {
+        self.inner.mode()
+    }
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
         self.inner.map()
     }
@@ -244,6 +247,13 @@ impl FileHandle for FlakyFile {
 /// Offsets of the records in a segment file, walking their lengths from the header on.
 pub fn record_offsets(segment: &[u8]) -> Vec<u64> {
     frames(segment).map(|frame| frame.offset).collect()
+}
+
+/// Flips one bit of the byte at `offset` of the file at `path`.
+pub fn flip(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
 }
 
 /// Segment files in `dir`, oldest first.

@@ -2,7 +2,12 @@
 
 use std::path::Path;
 
-use raftwal::inspect::{self, DamageInfo, DamageKind, Inspection, RecordKind, RecordView, Repaired};
+use std::ops::RangeInclusive;
+
+use raftwal::Salvage;
+use raftwal::inspect::{
+    self, DamageInfo, DamageKind, Inspection, RecordKind, RecordView, RepairMode, Repaired,
+};
 use serde_json::{Value, json};
 
 pub const EXIT_TORN: u8 = 1;
@@ -23,11 +28,13 @@ pub fn verify(dir: &Path, json: bool) -> raftwal::Result<u8> {
 }
 
 pub fn repair(dir: &Path, salvage: bool, dry_run: bool) -> raftwal::Result<u8> {
-    inspect::repair(dir, salvage, dry_run).map(print_repair)
+    let mode = if salvage { RepairMode::Salvage } else { RepairMode::TornTail };
+    let outcome = if dry_run { inspect::plan_repair(dir, mode) } else { inspect::repair(dir, mode) };
+    outcome.map(print_repair)
 }
 
-fn range(bounds: Option<(u64, u64)>) -> String {
-    bounds.map_or_else(|| "-".into(), |(first, last)| format!("{first}..={last}"))
+fn range(bounds: Option<RangeInclusive<u64>>) -> String {
+    bounds.map_or_else(|| "-".into(), |bounds| format!("{}..={}", bounds.start(), bounds.end()))
 }
 
 fn print_stat(dir: &Path, found: &Inspection) {
@@ -45,11 +52,11 @@ fn print_stat(dir: &Path, found: &Inspection) {
             file_name(&segment.path),
             segment.bytes,
             segment.records,
-            range(segment.entries)
+            range(segment.entries.clone())
         );
     }
-    let entries = found.first_index.zip(found.last_index);
-    let count = entries.map_or(0, |(first, last)| last + 1 - first);
+    let entries = found.first_index.zip(found.last_index).map(|(first, last)| first..=last);
+    let count = entries.as_ref().map_or(0, |entries| entries.end() + 1 - entries.start());
     println!("entries      {} ({count})", range(entries));
     println!(
         "next index   {}",
@@ -57,7 +64,7 @@ fn print_stat(dir: &Path, found: &Inspection) {
     );
     println!(
         "purged       {}",
-        found.purged.map_or_else(|| "-".into(), |(index, term)| format!("{index} (term {term})"))
+        found.purged.map_or_else(|| "-".into(), |purged| format!("{} (term {})", purged.index, purged.term))
     );
     println!(
         "hard state   {}",
@@ -85,8 +92,9 @@ fn describe(damage: &DamageInfo) -> String {
         DamageKind::TornTail => "torn tail",
         DamageKind::Corruption => "corruption",
     };
-    let after =
-        damage.after.map_or_else(String::new, |(index, term)| format!(", after entry {index} (term {term})"));
+    let after = damage
+        .after
+        .map_or_else(String::new, |after| format!(", after entry {} (term {})", after.index, after.term));
     format!("{kind} in {} at offset {}{after}: {}", damage.path.display(), damage.offset, damage.reason)
 }
 
@@ -96,8 +104,8 @@ fn damage_json(damage: &DamageInfo) -> Value {
         "path": damage.path,
         "offset": damage.offset,
         "reason": damage.reason,
-        "after_index": damage.after.map(|(index, _)| index),
-        "after_term": damage.after.map(|(_, term)| term),
+        "after_index": damage.after.map(|after| after.index),
+        "after_term": damage.after.map(|after| after.term),
         "bytes": damage.bytes,
     })
 }
@@ -110,15 +118,15 @@ fn stat_json(found: &Inspection) -> Value {
             "id": segment.id,
             "bytes": segment.bytes,
             "records": segment.records,
-            "first_entry": segment.entries.map(|(first, _)| first),
-            "last_entry": segment.entries.map(|(_, last)| last),
+            "first_entry": segment.entries.as_ref().map(|entries| entries.start()),
+            "last_entry": segment.entries.as_ref().map(|entries| entries.end()),
         })).collect::<Vec<_>>(),
         "spares": found.spares,
         "bytes_on_disk": found.bytes_on_disk,
         "first_index": found.first_index,
         "last_index": found.last_index,
         "next_index": found.next_index,
-        "purged": found.purged.map(|(index, term)| json!({"index": index, "term": term})),
+        "purged": found.purged.map(|purged| json!({"index": purged.index, "term": purged.term})),
         "hard_state": found.hard_state.map(|hs| json!({"term": hs.term, "vote": hs.vote, "commit": hs.commit})),
         "snapshot": found.snapshot.as_ref().map(|meta| json!({"index": meta.index, "term": meta.term, "bytes": meta.data.len()})),
         "metadata_bytes": found.metadata.as_ref().map(Vec::len),
@@ -208,11 +216,12 @@ fn record_text(record: &RecordView<'_>, full: bool) -> String {
             preview(record.payload, full)
         ),
         RecordKind::Checkpoint => match record.checkpoint_bounds() {
-            Some((first, next)) => format!("{at} checkpoint entries [{first}, {next})"),
+            Some(bounds) => format!("{at} checkpoint entries [{}, {})", bounds.start, bounds.end),
             None => format!("{at} checkpoint (malformed)"),
         },
         RecordKind::Batch => format!("{at} batch"),
         RecordKind::Metadata => format!("{at} metadata {}", preview(record.payload, full)),
+        _ => format!("{at} {}", record.kind.name()),
     }
 }
 
@@ -235,9 +244,9 @@ fn record_json(record: &RecordView<'_>, full: bool) -> Value {
             }
         }
         RecordKind::Checkpoint => {
-            if let Some((first, next)) = record.checkpoint_bounds() {
-                object["first"] = json!(first);
-                object["next"] = json!(next);
+            if let Some(bounds) = record.checkpoint_bounds() {
+                object["first"] = json!(bounds.start);
+                object["next"] = json!(bounds.end);
             }
         }
         _ => {}
@@ -258,7 +267,7 @@ fn print_repair(outcome: Option<Repaired>) -> u8 {
                     cut.bytes_zeroed
                 );
             }
-            if let Some((cut, dropped)) = &report.salvaged {
+            if let Some(Salvage { cut, deleted }) = &report.salvaged {
                 println!(
                     "{done} the log at {} offset {} ({}): {} bytes zeroed",
                     cut.path.display(),
@@ -266,7 +275,7 @@ fn print_repair(outcome: Option<Repaired>) -> u8 {
                     cut.reason,
                     cut.bytes_zeroed
                 );
-                for path in dropped {
+                for path in deleted {
                     println!(
                         "  {} segment {}",
                         if backups.is_empty() { "would delete" } else { "deleted" },
@@ -274,8 +283,12 @@ fn print_repair(outcome: Option<Repaired>) -> u8 {
                     );
                 }
             }
-            if let Some((first, last)) = report.missing_dropped {
-                println!("  entries {first}..={last} were lost with their deleted segments");
+            if let Some(missing) = &report.missing_dropped {
+                println!(
+                    "  entries {}..={} were lost with their deleted segments",
+                    missing.start(),
+                    missing.end()
+                );
             }
             for backup in &backups {
                 println!("  backup {}", backup.display());
