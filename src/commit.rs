@@ -6,7 +6,7 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::format::SegmentId;
 use crate::housekeeper::Chore;
 use crate::options::SyncMode;
 use crate::segment::Segment;
+use crate::stats::Counters;
 use crate::wal::{Core, Shared};
 
 /// Called once the operation it was given with is durable, or has failed.
@@ -288,6 +289,7 @@ impl Committer {
         // Busy until the batch is done: submitters need not wake the committer.
         core.wake_at = u64::MAX;
         let batch = std::mem::take(&mut core.queue);
+        shared.stats.batch(batch.ops, batch.bytes as u64);
         core.inflight = Arc::new(batch.chunks);
         shared.progress.notify_all();
         Some(Batch {
@@ -331,6 +333,7 @@ impl Committer {
                 }
             }
             core.inflight = Arc::default();
+            shared.stats.committed(core.next_seq - 1 - batch.last_seq);
             self.expected = expected_ops(batch.many_submitters, core.queue.ops, batch.ops);
         }
         match &result {
@@ -364,20 +367,24 @@ fn write(shared: &Shared, current: &mut Arc<Segment>, batch: &Batch) -> io::Resu
     for chunk in batch.chunks.iter() {
         if chunk.segment.id != current.id {
             assert!(chunk.segment.id > current.id, "segments are written in order");
-            current.file().sync_data()?;
-            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            sync(stats, current)?;
             // Without a mapping, reads of the sealed segment fall back to pread.
             let _ = current.seal();
             *current = chunk.segment.clone();
         }
         current.file().write_all_at(&chunk.buf, chunk.start)?;
-        stats.bytes_written.fetch_add(chunk.buf.len() as u64, Ordering::Relaxed);
+        stats.written(chunk.buf.len() as u64);
     }
     if batch.sync {
-        current.file().sync_data()?;
-        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        sync(stats, current)?;
     }
-    stats.batches.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn sync(stats: &Counters, segment: &Segment) -> io::Result<()> {
+    let started = Instant::now();
+    segment.file().sync_data()?;
+    stats.synced(started.elapsed());
     Ok(())
 }
 

@@ -4,7 +4,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Receiver;
 
@@ -59,7 +58,7 @@ fn replenish(shared: &Shared) {
         let mut core = shared.core.lock();
         match created {
             Ok(segment) => {
-                shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+                shared.stats.segment_created();
                 core.spares.push_back(Arc::new(segment));
                 core.spare_error = None;
                 shared.progress.notify_all();
@@ -68,7 +67,7 @@ fn replenish(shared: &Shared) {
                 // Give the id back: ids on disk must stay gapless, since recovery reads a gap
                 // as the end of a deletion.
                 assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
-                shared.stats.housekeeping_errors.fetch_add(1, Ordering::Relaxed);
+                shared.stats.housekeeping_failed();
                 core.next_segment_id = id;
                 core.spare_error = Some(match error {
                     Error::Io(error) => error,
@@ -99,8 +98,8 @@ fn delete_below(shared: &Shared, below: SegmentId) {
     failed |= shared.fs.sync_dir(&shared.dir).is_err();
     // A segment that could not be deleted, or whose deletion was not made durable, is found
     // again and deleted by the next open; nothing live is in it.
-    shared.stats.segments_deleted.fetch_add(doomed.len() as u64, Ordering::Relaxed);
+    shared.stats.segments_deleted(doomed.len() as u64);
     if failed {
-        shared.stats.housekeeping_errors.fetch_add(1, Ordering::Relaxed);
+        shared.stats.housekeeping_failed();
     }
 }

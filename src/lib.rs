@@ -50,6 +50,7 @@ mod segment;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod state;
+mod stats;
 mod value;
 mod wal;
 

@@ -130,4 +130,6 @@ pub struct Stats {
     pub index_entries: u64,
     /// Heap bytes the in-memory index of those entries holds.
     pub index_bytes: u64,
+    /// Microseconds `open` took, recovery included.
+    pub open_micros: u64,
 }

@@ -7,7 +7,6 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
 use crate::segment::Segment;
 use crate::state::LogState;
+use crate::stats::Counters;
 use crate::value::{Entry, HardState, INDEX_MAX, LogId, RecoveryReport, SnapshotMeta, Stats};
 
 /// State shared by the API, the committer and the housekeeper.
@@ -86,20 +86,6 @@ pub(crate) struct Core {
     pub wake_at: u64,
     /// No new operations; the committer drains the queue and stops.
     pub closing: bool,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub entries: AtomicU64,
-    pub appends: AtomicU64,
-    pub bytes_written: AtomicU64,
-    pub fsyncs: AtomicU64,
-    pub batches: AtomicU64,
-    pub segments_created: AtomicU64,
-    pub segment_waits: AtomicU64,
-    pub segment_wait_micros: AtomicU64,
-    pub segments_deleted: AtomicU64,
-    pub housekeeping_errors: AtomicU64,
 }
 
 impl Core {
@@ -362,9 +348,7 @@ struct Stall<'a> {
 impl Drop for Stall<'_> {
     fn drop(&mut self) {
         if let Some(since) = self.since {
-            self.counters.segment_waits.fetch_add(1, Ordering::Relaxed);
-            let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.counters.segment_wait_micros.fetch_add(micros, Ordering::Relaxed);
+            self.counters.waited_for_segment(since.elapsed());
         }
     }
 }
@@ -422,6 +406,7 @@ impl Wal {
     /// # Errors
     /// As `open`.
     pub fn open_with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: Options) -> Result<Wal> {
+        let started = Instant::now();
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir, options.dir_mode())?;
@@ -464,6 +449,7 @@ impl Wal {
             let committer = Committer::new(active.clone());
             Mutex::new(Steps { committer, chores: chore_queue.clone(), rng: Rng::new(seed) })
         });
+        let stats = Counters::new(&dir);
         let shared = Arc::new(Shared {
             dir,
             fs,
@@ -488,7 +474,7 @@ impl Wal {
             work: Condvar::new(),
             progress: Condvar::new(),
             durability: Durability::default(),
-            stats: Counters::default(),
+            stats,
             chores,
             steps,
         });
@@ -509,6 +495,7 @@ impl Wal {
             );
         }
         let _ = shared.chores.send(Chore::Replenish);
+        shared.stats.opened(started.elapsed());
         Ok(Wal {
             inner: Arc::new(Inner {
                 shared,
@@ -579,8 +566,7 @@ impl Wal {
             core.log.apply_entry(entry.index, entry.term, location);
         }
         let done = shared.submit(shared, core, callback);
-        shared.stats.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
-        shared.stats.appends.fetch_add(1, Ordering::Relaxed);
+        shared.stats.appended(entries.len());
         Ok(done)
     }
 
@@ -881,27 +867,13 @@ impl Wal {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let shared = self.shared();
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let counters = &shared.stats;
-        let (segments, index_entries, index_bytes) = {
-            let core = shared.core.lock();
-            let index = &core.log.index;
-            (core.segments.len() as u64, index.next() - index.first(), index.heap_bytes() as u64)
-        };
+        let core = shared.core.lock();
+        let index = &core.log.index;
         Stats {
-            entries: load(&counters.entries),
-            appends: load(&counters.appends),
-            bytes_written: load(&counters.bytes_written),
-            fsyncs: load(&counters.fsyncs),
-            batches: load(&counters.batches),
-            segments_created: load(&counters.segments_created),
-            segment_waits: load(&counters.segment_waits),
-            segment_wait_micros: load(&counters.segment_wait_micros),
-            segments_deleted: load(&counters.segments_deleted),
-            housekeeping_errors: load(&counters.housekeeping_errors),
-            segments,
-            index_entries,
-            index_bytes,
+            segments: core.segments.len() as u64,
+            index_entries: index.next() - index.first(),
+            index_bytes: index.heap_bytes() as u64,
+            ..shared.stats.snapshot()
         }
     }
 }
