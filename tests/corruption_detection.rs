@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Model, entries, flip, forget_clean_close, open, reopen, segment_paths, small_segments};
+use common::{
+    Fixture, Model, entries, flip, forget_clean_close, open, reopen, segment_paths, small_segments,
+};
 use raftwal::inspect::frames;
 use raftwal::{Error, Options, RecoveryMode, Salvage, Wal};
 
@@ -13,15 +15,13 @@ const ENTRIES: u64 = 300;
 
 /// A closed log of `ENTRIES` entries spread over several small segments, each entry appended
 /// and synced alone.
-fn written_log(dir: &Path) -> Model {
-    let options = small_segments();
-    let wal = open(dir, &options);
-    let mut model = Model::default();
+/// A closed log of `ENTRIES` entries in small segments, one batch each.
+fn written_log() -> (tempfile::TempDir, Model) {
+    let mut fixture = Fixture::new(small_segments());
     for index in 1..=ENTRIES {
-        model.append(&wal, &entries(index..index + 1, 1));
+        fixture.model.append(&fixture.wal, &entries(index..index + 1, 1));
     }
-    wal.close().unwrap();
-    model
+    fixture.close()
 }
 
 /// Entry records of a segment file: (offset, index).
@@ -43,8 +43,7 @@ fn open_with(dir: &Path, recovery: RecoveryMode) -> raftwal::Result<Wal> {
 
 #[test]
 fn flipped_byte_in_a_sealed_segment_fails_open_naming_file_and_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    written_log(dir.path());
+    let (dir, _) = written_log();
     let sealed = segment_paths(dir.path())[0].clone();
     let (offset, _) = entry_records(&sealed)[5];
     flip(&sealed, offset + 40);
@@ -60,8 +59,7 @@ fn flipped_byte_in_a_sealed_segment_fails_open_naming_file_and_offset() {
 
 #[test]
 fn flipped_byte_before_later_durable_batches_of_the_newest_segment_is_corruption() {
-    let dir = tempfile::tempdir().unwrap();
-    written_log(dir.path());
+    let (dir, _) = written_log();
     let newest = newest_with_records(dir.path());
     let records = entry_records(&newest);
     assert!(records.len() > 3, "newest segment has {} entries", records.len());
@@ -76,8 +74,7 @@ fn flipped_byte_before_later_durable_batches_of_the_newest_segment_is_corruption
 #[test]
 fn torn_tail_is_cut_and_appending_continues() {
     for tear in ["zeros after the first sector", "garbage in the last record"] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut model = written_log(dir.path());
+        let (dir, mut model) = written_log();
         let newest = newest_with_records(dir.path());
         let &(offset, index) = entry_records(&newest).last().unwrap();
         assert_eq!(index, ENTRIES);
@@ -109,8 +106,7 @@ fn torn_tail_is_cut_and_appending_continues() {
 
 #[test]
 fn salvage_keeps_the_valid_prefix_and_reports_what_it_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut model = written_log(dir.path());
+    let (dir, mut model) = written_log();
     let paths = segment_paths(dir.path());
     let damaged = paths[1].clone();
     let (offset, index) = entry_records(&damaged)[3];
@@ -140,8 +136,7 @@ fn salvage_keeps_the_valid_prefix_and_reports_what_it_dropped() {
 
 #[test]
 fn damaged_segment_header_is_corruption() {
-    let dir = tempfile::tempdir().unwrap();
-    written_log(dir.path());
+    let (dir, _) = written_log();
     let first = segment_paths(dir.path())[0].clone();
     flip(&first, 20);
     match open_with(dir.path(), RecoveryMode::TornTail) {
@@ -155,8 +150,7 @@ fn damaged_segment_header_is_corruption() {
 
 #[test]
 fn reads_verify_checksums_after_open() {
-    let dir = tempfile::tempdir().unwrap();
-    written_log(dir.path());
+    let (dir, _) = written_log();
     let wal = open(dir.path(), &small_segments());
     let sealed = segment_paths(dir.path())[0].clone();
     let (offset, index) = entry_records(&sealed)[2];
@@ -170,9 +164,7 @@ fn reads_verify_checksums_after_open() {
 #[test]
 fn range_reads_from_the_active_segment_verify_every_record() {
     use std::os::unix::fs::FileExt;
-    let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), &Options::default());
-    let mut model = Model::default();
+    let Fixture { dir, wal, mut model, .. } = Fixture::new(Options::default());
     model.append(&wal, &entries(1..51, 1));
     let active = newest_with_records(dir.path());
     let records: std::collections::BTreeMap<u64, u64> =

@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{entries, segment_paths, small_segments};
+use common::{Fixture, entries, segment_paths, small_segments};
 use raftwal::{Error, Options, Wal};
 
 fn mode(path: &Path) -> u32 {
@@ -25,9 +25,7 @@ fn modes_of_a_new_log(options: Options) -> (u32, Vec<(String, u32)>) {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("log");
     let wal = Wal::open(&dir, options).unwrap();
-    for first in (1..200).step_by(10) {
-        wal.append(&entries(first..first + 10, 1)).unwrap().wait().unwrap();
-    }
+    common::Model::default().append(&wal, &entries(1..200, 1));
     wal.close().unwrap();
     let files = std::fs::read_dir(&dir)
         .unwrap()
@@ -63,13 +61,7 @@ fn file_mode_chooses_other_bits() {
 
 #[test]
 fn a_segment_that_is_a_symlink_or_not_a_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), small_segments()).unwrap();
-    for first in (1..200).step_by(10) {
-        wal.append(&entries(first..first + 10, 1)).unwrap().wait().unwrap();
-    }
-    wal.close().unwrap();
-    drop(wal);
+    let (dir, _) = Fixture::written(small_segments(), 1..200).close();
 
     // The newest segment replaced by a link to an identical copy elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
@@ -99,13 +91,7 @@ fn a_segment_that_is_a_symlink_or_not_a_file_is_refused() {
 fn repair_backups_keep_the_mode_of_the_file_they_copy() {
     // SAFETY: as in `modes_of_a_new_log`.
     unsafe { libc::umask(0o022) };
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), Options { file_mode: 0o640, ..small_segments() }).unwrap();
-    for first in (1..200).step_by(10) {
-        wal.append(&entries(first..first + 10, 1)).unwrap().wait().unwrap();
-    }
-    wal.close().unwrap();
-    drop(wal);
+    let (dir, _) = Fixture::written(Options { file_mode: 0o640, ..small_segments() }, 1..200).close();
     let damaged = segment_paths(dir.path())[1].clone();
     let offset = common::record_offsets(&std::fs::read(&damaged).unwrap())[3];
     common::flip(&damaged, offset + 33);

@@ -8,17 +8,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Model, entries, open, record_offsets, segment_paths, small_segments};
+use common::{Fixture, Model, record_offsets, segment_paths, small_segments};
 use raftwal::{Error, HardState, Options, SyncMode, Wal};
 
 /// A closed log of several small segments, with a hard state.
-fn written_log(dir: &Path, options: &Options) -> Model {
-    let wal = open(dir, options);
-    let mut model = Model::default();
-    model.append(&wal, &entries(1..301, 1));
-    wal.set_hard_state(HardState { term: 1, vote: 3, commit: 300 }).unwrap().wait().unwrap();
-    wal.close().unwrap();
-    model
+/// A closed log of 300 entries and a hard state.
+fn written_log(options: Options) -> (tempfile::TempDir, Model) {
+    let mut fixture = Fixture::written(options, 1..301);
+    fixture.model.set_hard_state(&fixture.wal, HardState { term: 1, vote: 3, commit: 300 });
+    fixture.close()
 }
 
 /// Every file in `dir` with its bytes.
@@ -46,8 +44,7 @@ fn newest_with_records(dir: &Path) -> PathBuf {
 /// as obsolete, reading the id gap the lost file left as an interrupted purge.
 #[test]
 fn regression_a_lost_newest_segment_wiped_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    written_log(dir.path(), &small_segments());
+    let (dir, _) = written_log(small_segments());
     let newest = newest_with_records(dir.path());
     assert_ne!(segment_paths(dir.path()).last(), Some(&newest), "a spare follows it");
     std::fs::remove_file(&newest).unwrap();
@@ -63,8 +60,7 @@ fn regression_a_lost_newest_segment_wiped_the_log() {
 /// entries silently gone. The header now records the size the file was preallocated to.
 #[test]
 fn regression_a_shortened_newest_segment_lost_entries_silently() {
-    let dir = tempfile::tempdir().unwrap();
-    written_log(dir.path(), &small_segments());
+    let (dir, _) = written_log(small_segments());
     let newest = newest_with_records(dir.path());
     let offsets = record_offsets(&std::fs::read(&newest).unwrap());
     let cut = offsets[offsets.len() / 2];
@@ -86,9 +82,8 @@ fn regression_a_shortened_newest_segment_lost_entries_silently() {
 #[test]
 fn regression_a_flipped_bit_after_a_clean_close_was_cut_as_a_torn_tail() {
     for sync in [SyncMode::None, SyncMode::Data] {
-        let dir = tempfile::tempdir().unwrap();
         let options = Options { sync, ..small_segments() };
-        written_log(dir.path(), &options);
+        let (dir, _) = written_log(options.clone());
         let newest = newest_with_records(dir.path());
         let mut bytes = std::fs::read(&newest).unwrap();
         let offsets = record_offsets(&bytes);

@@ -3,16 +3,14 @@
 #[macro_use]
 mod common;
 
-use common::{FlakyFs, Model, entries, entry, open, small_segments};
+use common::{Fixture, FlakyFs, Model, entries, entry, open, small_segments};
 use raftwal::{Entry, Error, Options, Wal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 #[test]
 fn appends_that_do_not_continue_the_log_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), &Options::default());
-    let mut model = Model::default();
+    let Fixture { dir: _dir, wal, mut model, .. } = Fixture::new(Options::default());
     assert_matches!(wal.append(&[]), Err(Error::EmptyBatch));
     let gap = vec![entry(1, 1), entry(3, 1)];
     assert_matches!(wal.append(&gap), Err(Error::NotContiguous { expected: 2, got: 3 }));
@@ -26,9 +24,7 @@ fn appends_that_do_not_continue_the_log_are_refused() {
 
 #[test]
 fn reads_outside_the_log_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), &Options::default());
-    let mut model = Model::default();
+    let Fixture { dir: _dir, wal, mut model, .. } = Fixture::new(Options::default());
     assert_matches!(wal.entry(1), Err(Error::Unavailable { .. }));
     model.append(&wal, &entries(1..21, 2));
     model.purge(&wal, 5);
@@ -55,9 +51,7 @@ fn entries_stop_at_max_bytes_but_return_at_least_one() {
 
 #[test]
 fn truncate_and_purge_outside_the_log_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), &Options::default());
-    let mut model = Model::default();
+    let Fixture { dir: _dir, wal, mut model, .. } = Fixture::new(Options::default());
     assert_matches!(wal.purge(1), Err(Error::Unavailable { .. }), "purge of a fresh log");
     model.append(&wal, &entries(1..11, 1));
     model.purge(&wal, 3);

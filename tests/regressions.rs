@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Model, append_singly, entries, open, record_offsets, reopen, segment_paths, small_segments};
+use common::{
+    Fixture, Model, append_singly, entries, open, record_offsets, reopen, segment_paths, small_segments,
+};
 use raftwal::{Error, Options, RecoveryMode, SnapshotMeta, Wal};
 
 /// Appends one entry at a time until the log spans `segments` segments; returns the first
@@ -39,10 +41,7 @@ fn regression_leftover_temp_segment_blocked_preallocation_forever() {
 /// recomputed keep-or-discard from that entry's term, unknown once its segment was gone.
 #[test]
 fn regression_snapshot_replayed_after_its_entry_was_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
     let starts = fill_segments(&wal, &mut model, 3);
     let kept_from = starts[0];
     let index = kept_from - 1;
@@ -57,10 +56,7 @@ fn regression_snapshot_replayed_after_its_entry_was_deleted() {
 /// A log whose first segment a purge deleted, with a bit flipped in the (now oldest) second
 /// segment at the record at `record` of its records.
 fn purged_then_damaged(record: usize) -> (tempfile::TempDir, Model, std::path::PathBuf, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, wal, mut model, .. } = Fixture::new(small_segments());
     let starts = fill_segments(&wal, &mut model, 4);
     model.purge(&wal, starts[0] - 1);
     wal.close().unwrap();
@@ -137,10 +133,7 @@ fn regression_segment_name_relied_on_before_the_directory_was_synced() {
 /// discarded the whole log after it, where Raft's rule keeps the entries that follow.
 #[test]
 fn regression_a_snapshot_at_the_purge_point_dropped_the_log_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
     model.append(&wal, &entries(1..21, 1));
     model.purge(&wal, 10);
     model.install_snapshot(&wal, SnapshotMeta { index: 10, term: 1, data: b"conf".to_vec() });

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Model, entries, open, reopen, small_segments};
+use common::{Fixture, Model, entries, open, reopen, small_segments};
 use raftwal::{HardState, Options, SnapshotMeta};
 
 /// One operation, applied to the model and the wal together.
@@ -71,10 +71,7 @@ fn fresh_log_starts_at_any_index_and_survives_reopen_empty() {
 
 #[test]
 fn drop_without_close_keeps_acknowledged_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
     for start in (1..200).step_by(10) {
         model.append(&wal, &entries(start..start + 10, 3));
     }

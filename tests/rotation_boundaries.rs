@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Model, append_singly, entries, open, reopen, small_segments};
+use common::{Fixture, Model, append_singly, entries, open, reopen, small_segments};
 
 /// A closed log of entries 1..=200 in small segments, appended one at a time, with the model and
 /// the index that began each segment after the first: copied for each boundary a test tries.
@@ -19,10 +19,7 @@ fn template() -> (tempfile::TempDir, Model, Vec<u64>) {
 
 #[test]
 fn rotation_over_hundreds_of_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
     for start in (1..10_000).step_by(50) {
         model.append(&wal, &entries(start..start + 50, 1));
     }
@@ -88,10 +85,7 @@ fn purge_at_every_index_around_segment_boundaries_deletes_whole_segments() {
 
 #[test]
 fn truncate_then_purge_across_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
     model.append(&wal, &entries(1..300, 1));
     model.truncate(&wal, 100);
     model.append(&wal, &entries(100..400, 2));

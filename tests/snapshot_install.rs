@@ -3,7 +3,7 @@
 #[macro_use]
 mod common;
 
-use common::{Model, entries, open, reopen, small_segments};
+use common::{Fixture, Model, entries, open, reopen, small_segments};
 use raftwal::{Error, SnapshotMeta};
 
 fn meta(index: u64, term: u64) -> SnapshotMeta {
@@ -46,10 +46,7 @@ fn snapshot_on_empty_shorter_and_longer_logs() {
 
 #[test]
 fn snapshot_meta_survives_deletion_of_the_segment_it_was_written_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = small_segments();
-    let wal = open(dir.path(), &options);
-    let mut model = Model::default();
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
     model.append(&wal, &entries(1..10, 1));
     model.install_snapshot(&wal, meta(9, 1));
     model.append(&wal, &entries(10..600, 1));

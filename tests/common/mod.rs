@@ -56,6 +56,50 @@ pub fn reopen(wal: Wal, dir: &Path, options: &Options) -> Wal {
     open(dir, options)
 }
 
+/// A log in a fresh temporary directory beside its model: the set-up of most tests. When
+/// destructuring it, bind `dir` (`dir: _dir` if unused): a dropped `TempDir` deletes the
+/// directory under the open log.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub options: Options,
+    pub wal: Wal,
+    pub model: Model,
+}
+
+impl Fixture {
+    /// An empty log with `options`.
+    pub fn new(options: Options) -> Fixture {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let wal = open(dir.path(), &options);
+        Fixture { dir, options, wal, model: Model::default() }
+    }
+
+    /// A log holding entries `indexes` of term 1, appended in pieces of `APPEND_PIECE`, each
+    /// durable before the next.
+    pub fn written(options: Options, indexes: std::ops::Range<u64>) -> Fixture {
+        let mut fixture = Fixture::new(options);
+        fixture.model.append(&fixture.wal, &entries(indexes, 1));
+        fixture
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Closes the log and opens it again, and checks it against the model.
+    pub fn reopen(&mut self) {
+        // `close` closes every clone and releases the directory.
+        self.wal = reopen(self.wal.clone(), self.dir.path(), &self.options);
+        self.model.check(&self.wal);
+    }
+
+    /// Closes the log, for a test that changes its files next; the directory stays.
+    pub fn close(self) -> (tempfile::TempDir, Model) {
+        self.wal.close().expect("close");
+        (self.dir, self.model)
+    }
+}
+
 pub const APPEND_PIECE: usize = 10;
 
 /// Appends entries of term 1 one at a time from the model's next index until `done` says stop;

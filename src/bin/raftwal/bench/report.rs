@@ -317,96 +317,241 @@ fn engine_color(engine: &str) -> plotters::style::RGBAColor {
     }
 }
 
-/// Entries/s against threads (independent workload) per engine and entry size, and the latency
-/// CDF of every engine at T=1, S=128.
-pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
-    use plotters::prelude::*;
-    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|error| error.to_string())?;
-    let (left, right) = root.split_horizontally(600);
-    let groups = grouped(measurements);
+/// `1200` as `1.2k`, `3400000` as `3.4M`: axis labels without a trailing `.0`.
+fn short_count(value: f64) -> String {
+    let (scaled, suffix) = match value.abs() {
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    let text = format!("{scaled:.1}");
+    format!("{}{suffix}", text.trim_end_matches(".0"))
+}
 
-    let mut lines: BTreeMap<(&str, usize), Vec<(f64, f64)>> = BTreeMap::new();
-    for ((workload, threads, bytes, _), runs) in &groups {
-        if *workload != "independent" {
-            continue;
-        }
-        for engine in engines(runs) {
-            if let Some(rate) = median_of(runs, engine, |run| Some(run.entries_per_sec())) {
-                lines.entry((engine, *bytes)).or_default().push(((*threads as f64).log2(), rate));
-            }
-        }
+/// `10^exponent` microseconds as `100 µs`, `1 ms`, `10 ms`.
+fn decade_of_micros(exponent: f64) -> String {
+    let micros = 10f64.powf(exponent).round();
+    if micros >= 1e6 {
+        format!("{} s", micros / 1e6)
+    } else if micros >= 1e3 {
+        format!("{} ms", micros / 1e3)
+    } else {
+        format!("{micros} µs")
     }
-    let top = lines.values().flatten().map(|(_, rate)| *rate).fold(1.0, f64::max) * 1.1;
-    let right_edge = lines.values().flatten().map(|(x, _)| *x).fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&left)
-        .caption("independent: entries/s vs threads", ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(30)
+}
+
+/// The labelled percentiles of the latency panel, HdrHistogram's convention: each one further
+/// into the tail gets the same width, on an axis of `-log10(1 - quantile)`.
+const PERCENTILES: [f64; 5] = [0.0, 0.9, 0.99, 0.999, 0.9999];
+
+fn tail_position(quantile: f64) -> f64 {
+    // Rounded so that 99.99 % lands on 4, not a hair past it.
+    (-(1.0 - quantile).log10() * 1e6).round() / 1e6
+}
+
+/// One line per (engine, variant) on a panel whose axes are already transformed.
+struct Panel<'a> {
+    caption: String,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    /// Where the x labels go (whole units of the transformed axis), and what they say.
+    x_labels: Vec<(f64, String)>,
+    /// Where the y labels go (whole decades of a log10 axis), and what they say.
+    y_labels: Vec<(f64, String)>,
+    lines: BTreeMap<(&'static str, usize), Vec<(f64, f64)>>,
+    /// How a line is named: engine and variant.
+    name: fn(&str, usize) -> String,
+}
+
+fn draw_panel(
+    area: &plotters::drawing::DrawingArea<plotters::backend::SVGBackend<'_>, plotters::coord::Shift>,
+    panel: Panel<'_>,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    // Whole units on both transformed axes: a label can only sit at a whole step.
+    // (A step axis has key points from its start up to, not at, its end: end past the last.)
+    let span = |values: Vec<f64>| {
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (low, high) = ((low + 1e-9).floor(), (high - 1e-9).ceil().max(low.floor() + 1.0));
+        low..high + 0.25
+    };
+    let points = || panel.lines.values().flatten();
+    let x_range = span(points().map(|(x, _)| *x).chain(panel.x_labels.iter().map(|(x, _)| *x)).collect());
+    let y_range = span(points().map(|(_, y)| *y).collect());
+    let label = |labels: &[(f64, String)], at: f64| {
+        labels
+            .iter()
+            .find(|(key, _)| (key - at).abs() < 1e-6)
+            .map_or_else(String::new, |(_, text)| text.clone())
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..right_edge, 0f64..top)
+        .build_cartesian_2d(x_range.step(1.0), y_range.step(1.0))
         .map_err(|error| error.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("threads (log2)")
-        .y_desc("entries/s")
+        .x_desc(panel.x_desc)
+        .y_desc(panel.y_desc)
+        .x_label_formatter(&|x| label(&panel.x_labels, *x))
+        .y_label_formatter(&|y| label(&panel.y_labels, *y))
         .draw()
         .map_err(|error| error.to_string())?;
-    let smallest = lines.keys().map(|(_, bytes)| *bytes).min().unwrap_or(0);
-    for ((engine, bytes), points) in lines {
-        // One color per engine in both panels; larger entries in a lighter shade.
-        let color = if bytes == smallest { engine_color(engine) } else { engine_color(engine).mix(0.45) };
+    let first_variant: BTreeMap<&str, usize> =
+        panel.lines.keys().fold(BTreeMap::new(), |mut first, (engine, variant)| {
+            first.entry(*engine).or_insert(*variant);
+            first
+        });
+    // Markers where each point is a measurement; none on a sampled curve.
+    let marker = if panel.lines.values().all(|line| line.len() <= 12) { 3 } else { 0 };
+    for ((engine, variant), line) in &panel.lines {
+        // One colour per engine on every panel; later variants of it in a lighter shade.
+        let color = engine_color(engine);
+        let color = if first_variant[engine] == *variant { color } else { color.mix(0.45) };
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)).point_size(marker))
             .map_err(|error| error.to_string())?
-            .label(format!("{engine} {bytes} B"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .label((panel.name)(engine, *variant))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE)
+        .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())
+}
 
-    let mut cdfs: BTreeMap<&str, Histogram<u64>> = BTreeMap::new();
+/// A label for every whole decade a log10 axis spans.
+fn decade_labels(
+    lines: &BTreeMap<(&'static str, usize), Vec<(f64, f64)>>,
+    name: fn(f64) -> String,
+) -> Vec<(f64, String)> {
+    let ys = lines.values().flatten().map(|(_, y)| *y);
+    let (low, high) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), y| (low.min(y), high.max(y)));
+    if !low.is_finite() {
+        return Vec::new();
+    }
+    ((low.floor() as i32)..=(high.ceil() as i32).max(low.floor() as i32 + 1))
+        .map(|decade| (f64::from(decade), name(f64::from(decade))))
+        .collect()
+}
+
+/// One panel per throughput workload that ran (entries/s, log scale, against threads for
+/// `independent` and against entry size for `pipelined`) and the latency percentiles of every
+/// engine at one thread and 128 B, on a log tail axis.
+pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let groups = grouped(measurements);
+    let mut independent: BTreeMap<(&'static str, usize), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut pipelined: BTreeMap<(&'static str, usize), Vec<(f64, f64)>> = BTreeMap::new();
+    let (mut threads_seen, mut sizes_seen, mut in_flight_seen) = (Vec::new(), Vec::new(), 0);
+    for ((workload, threads, bytes, in_flight), runs) in &groups {
+        for engine in engines(runs) {
+            let Some(rate) = median_of(runs, engine, |run| Some(run.entries_per_sec())) else { continue };
+            match *workload {
+                "independent" => {
+                    independent
+                        .entry((engine, *bytes))
+                        .or_default()
+                        .push(((*threads as f64).log2(), rate.log10()));
+                    threads_seen.push(*threads);
+                }
+                "pipelined" => {
+                    pipelined.entry((engine, 0)).or_default().push(((*bytes as f64).log2(), rate.log10()));
+                    sizes_seen.push(*bytes);
+                    in_flight_seen = *in_flight;
+                }
+                _ => {}
+            }
+        }
+    }
+    for line in independent.values_mut().chain(pipelined.values_mut()) {
+        line.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    threads_seen.sort_unstable();
+    threads_seen.dedup();
+    sizes_seen.sort_unstable();
+    sizes_seen.dedup();
+
+    let mut latencies: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
     for run in measurements
         .iter()
         .filter(|run| run.workload == "independent" && run.threads == 1 && run.entry_bytes == 128)
     {
         if let Some(latency) = &run.latency {
-            let merged = cdfs.entry(run.engine).or_insert_with(latency_histogram);
+            let merged = latencies.entry(run.engine).or_insert_with(latency_histogram);
             merged.add(latency).expect("same precision");
         }
     }
-    let slowest = cdfs.values().map(|latency| latency.value_at_quantile(0.999) as f64).fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&right)
-        .caption("latency CDF, T=1, 128 B", ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(0f64..slowest, 0f64..1f64)
-        .map_err(|error| error.to_string())?;
-    chart.configure_mesh().x_desc("µs").y_desc("fraction").draw().map_err(|error| error.to_string())?;
-    for (engine, latency) in &cdfs {
-        let color = engine_color(engine);
-        let points: Vec<(f64, f64)> = (0..=100)
-            .map(|step| step as f64 / 100.0)
-            .map(|q| (latency.value_at_quantile(q) as f64, q))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|error| error.to_string())?
-            .label(engine.to_string())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    let latency_lines: BTreeMap<(&'static str, usize), Vec<(f64, f64)>> = latencies
+        .iter()
+        .filter(|(_, latency)| !latency.is_empty())
+        .map(|(engine, latency)| {
+            // 20 points per decade of the tail, from the median out to 99.99 %.
+            let line = (6..=80)
+                .map(|step| f64::from(step) / 20.0)
+                .map(|position| 1.0 - 10f64.powf(-position))
+                .map(|q| (tail_position(q), (latency.value_at_quantile(q).max(1) as f64).log10()))
+                .collect();
+            ((*engine, 0), line)
+        })
+        .collect();
+
+    let mut panels = Vec::new();
+    if !independent.is_empty() {
+        panels.push(Panel {
+            caption: "independent: one append in flight per thread".into(),
+            x_desc: "threads",
+            y_desc: "entries/s",
+            x_labels: threads_seen.iter().map(|&t| ((t as f64).log2(), t.to_string())).collect(),
+            y_labels: decade_labels(&independent, |decade| short_count(10f64.powf(decade))),
+            lines: independent,
+            name: |engine, bytes| format!("{engine} {bytes} B"),
+        });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()
-        .map_err(|error| error.to_string())?;
+    if !pipelined.is_empty() {
+        panels.push(Panel {
+            caption: format!("pipelined: one writer, {in_flight_seen} appends in flight"),
+            x_desc: "entry bytes",
+            y_desc: "entries/s",
+            x_labels: sizes_seen.iter().map(|&b| ((b as f64).log2(), size_name(b))).collect(),
+            y_labels: decade_labels(&pipelined, |decade| short_count(10f64.powf(decade))),
+            lines: pipelined,
+            name: |engine, _| engine.to_string(),
+        });
+    }
+    if !latency_lines.is_empty() {
+        panels.push(Panel {
+            caption: "latency percentiles, 1 thread, 128 B".into(),
+            x_desc: "percentile",
+            y_desc: "append + fdatasync",
+            x_labels: PERCENTILES.iter().map(|&q| (tail_position(q), format!("{}%", q * 100.0))).collect(),
+            y_labels: decade_labels(&latency_lines, decade_of_micros),
+            lines: latency_lines,
+            name: |engine, _| engine.to_string(),
+        });
+    }
+    if panels.is_empty() {
+        return Err("no independent, pipelined or latency measurements to plot".into());
+    }
+    let root = SVGBackend::new(path, (560 * panels.len() as u32, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(|error| error.to_string())?;
+    for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+        draw_panel(area, panel)?;
+    }
     root.present().map_err(|error| error.to_string())
+}
+
+/// `128 B`, `4 KiB`, `64 KiB`.
+fn size_name(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
 }
