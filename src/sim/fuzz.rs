@@ -1,7 +1,7 @@
 //! Fuzzing harnesses, shared by the cargo-fuzz targets in `fuzz/` and by the test that replays
 //! their corpora on stable Rust. Each panics when raftwal breaks a promise, and only then.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arbitrary::{Result as ArbitraryResult, Unstructured};
@@ -184,15 +184,4 @@ fn run_ops(
         }
     }
     outcome
-}
-
-/// Paths of the files in a corpus or regressions folder, in name order.
-pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries.filter_map(|entry| Some(entry.ok()?.path())).filter(|path| path.is_file()).collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
