@@ -13,6 +13,15 @@ use super::Payloads;
 
 pub type Error = String;
 
+/// The steady state of a Raft log: after every `every` entries appended, everything but the
+/// last `keep` is compacted away (raftwal: `purge`; raft-engine: `compact_to`, then
+/// `purge_expired_files`), so the log stays about `keep` entries long.
+#[derive(Clone, Copy, Debug)]
+pub struct Purge {
+    pub every: u64,
+    pub keep: u64,
+}
+
 /// One closed-loop writer of the independent workload.
 pub trait Appender: Send {
     /// Appends one entry and returns once it is durable.
@@ -23,14 +32,16 @@ pub trait Engine: Send + Sync {
     /// A writer for thread `thread` (raftwal: all threads share the one log; peers: each its
     /// own raft group).
     fn appender(&self, thread: usize) -> Box<dyn Appender + '_>;
-    /// One submitter keeps `window` appends to one raft group in flight until `deadline`;
-    /// returns the entries completed, recording each one's submit-to-durable latency.
+    /// One submitter keeps `window` appends to one raft group in flight until `deadline`,
+    /// purging as `purge` says; returns the entries completed, recording each one's
+    /// submit-to-durable latency.
     fn pipelined(
         &self,
         payload: &Payloads,
         window: usize,
         deadline: Instant,
         latency: &mut Histogram<u64>,
+        purge: Option<Purge>,
     ) -> Result<u64, Error>;
     /// Appends `entries` entries to one group without waiting for durability, then syncs
     /// once: a log to recover or read.
@@ -181,6 +192,7 @@ impl Engine for RaftwalEngine {
         window: usize,
         deadline: Instant,
         latency: &mut Histogram<u64>,
+        purge: Option<Purge>,
     ) -> Result<u64, Error> {
         // Each callback hands back its append's latency.
         let (latencies, returned) = bounded::<Duration>(window);
@@ -201,6 +213,12 @@ impl Engine for RaftwalEngine {
                     })
                     .map_err(|error| error.to_string())?;
                 next += 1;
+                if let Some(purge) =
+                    purge.filter(|purge| next.is_multiple_of(purge.every) && next > purge.keep)
+                {
+                    // Ordered after the appends before it; nothing waits for it.
+                    drop(self.wal.purge(next - 1 - purge.keep).map_err(|error| error.to_string())?);
+                }
                 Ok(())
             },
             || returned.recv_timeout(Duration::from_secs(10)).map_err(|_| "append failed".to_string()),

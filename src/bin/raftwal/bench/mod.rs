@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use disk::Pattern;
-use engines::{Engine, Kind};
+use engines::{Engine, Kind, Purge};
 use report::Measurement;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -29,7 +29,11 @@ pub enum Workload {
     Independent,
     /// One submitter keeping W appends in flight to one raft group.
     Pipelined,
-    /// Time to open a log after writing it.
+    /// Pipelined, with a purge every `--purge-every-mib` that keeps the log `--keep-mib` long:
+    /// a Raft log's steady state, where segments are emptied and replaced all the time.
+    Steady,
+    /// Time to open a log after writing it: warm (the log in the page cache) and, as root, cold
+    /// (after `sync; echo 3 > /proc/sys/vm/drop_caches`), beside the disk's own sequential read.
     Recovery,
     /// Sequential range reads and random point reads.
     Read,
@@ -61,7 +65,17 @@ pub struct Args {
     /// MiB of log written for the recovery and read workloads.
     #[arg(long, default_value_t = 128)]
     recovery_mib: u64,
-    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "recovery", "read"])]
+    /// Steady workload: MiB of entries appended between purges.
+    #[arg(long, default_value_t = 16)]
+    purge_every_mib: u64,
+    /// Steady workload: MiB of entries each purge keeps.
+    #[arg(long, default_value_t = 64)]
+    keep_mib: u64,
+    /// Seconds per measurement of the steady workload: long enough for many segments to be
+    /// emptied and replaced.
+    #[arg(long, default_value_t = 4.0)]
+    steady_seconds: f64,
+    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read"])]
     workloads: Vec<Workload>,
     /// Also run raft-engine 0.4.2 and okaywal 0.3 (needs the `compare` feature).
     #[arg(long)]
@@ -87,6 +101,9 @@ impl Args {
             self.rounds = 2;
             self.recovery_mib = 16;
             self.large_entry_bytes = 65536;
+            self.steady_seconds = 0.8;
+            self.purge_every_mib = 4;
+            self.keep_mib = 16;
         }
     }
 }
@@ -112,7 +129,7 @@ fn plan(args: &Args) -> Vec<Config> {
                     configs.extend(args.threads.iter().map(|&threads| config(workload, threads, bytes, 1)));
                 }
             }
-            Workload::Pipelined => {
+            Workload::Pipelined | Workload::Steady => {
                 let sizes = args.entry_bytes.iter().chain([&args.large_entry_bytes]);
                 configs.extend(sizes.map(|&bytes| config(workload, 1, bytes, args.in_flight)));
             }
@@ -133,7 +150,7 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
     std::fs::create_dir_all(&args.dir)?;
     let kinds = Kind::all(args.compare);
     let configs = plan(&args);
-    let disk_runs = if args.workloads.contains(&Workload::Disk) { 3 * args.rounds } else { 0 };
+    let disk_runs = if args.workloads.contains(&Workload::Disk) { 4 * args.rounds } else { 0 };
     let runs_per_round: usize =
         configs.iter().map(|config| kinds.iter().filter(|kind| kind.runs(config.workload)).count()).sum();
     let total = disk_runs + runs_per_round * args.rounds;
@@ -144,7 +161,7 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
     let mut measurements = Vec::new();
     for round in 0..args.rounds {
         if args.workloads.contains(&Workload::Disk) {
-            for pattern in [Pattern::Overwrite4k, Pattern::Append4k, Pattern::Sequential1m] {
+            for pattern in [Pattern::Overwrite4k, Pattern::Append4k, Pattern::Sequential1m, Pattern::Read1m] {
                 progress.set_message(pattern.name());
                 measurements.push(measure_disk(&args.dir, pattern, args.seconds, round)?);
                 progress.inc(1);
@@ -195,17 +212,18 @@ fn measure_disk(dir: &Path, pattern: Pattern, seconds: f64, round: usize) -> raf
         workload: pattern.name(),
         engine: "disk",
         threads: 1,
-        entry_bytes: pattern.write_bytes(),
+        entry_bytes: pattern.op_bytes(),
         in_flight: 1,
         round,
         entries: run.ops,
         elapsed: run.elapsed,
-        payload_bytes: run.ops * pattern.write_bytes() as u64,
+        payload_bytes: run.ops * pattern.op_bytes() as u64,
         fsyncs: Some(run.ops),
         latency: Some(run.latency),
         cpu_seconds: cpu_since(cpu),
         index_bytes_per_entry: None,
         segment_wait: None,
+        device_write_bytes: None,
     })
 }
 
@@ -238,19 +256,32 @@ fn measure(
         cpu_seconds: None,
         index_bytes_per_entry: None,
         segment_wait: None,
+        device_write_bytes: None,
     };
     let seconds = Duration::from_secs_f64(args.seconds);
     Ok(match config.workload {
         Workload::Disk => unreachable!("the disk is measured apart"),
         Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
-        Workload::Pipelined => {
+        Workload::Pipelined | Workload::Steady => {
+            let (purge, seconds, workload) = if config.workload == Workload::Steady {
+                // Entries per MiB, counting a record header's worth of overhead per entry.
+                let per_mib = (1u64 << 20) / (payload.len() as u64 + 64);
+                let purge = Purge { every: per_mib * args.purge_every_mib, keep: per_mib * args.keep_mib };
+                (Some(purge), Duration::from_secs_f64(args.steady_seconds), "steady")
+            } else {
+                (None, seconds, "pipelined")
+            };
             let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
-            let waited = engine.segment_wait();
+            let (waited, written) = (engine.segment_wait(), device_write_bytes(dir));
             let mut latency = report::latency_histogram();
-            let entries = engine.pipelined(&payload, config.in_flight, started + seconds, &mut latency)?;
+            let entries =
+                engine.pipelined(&payload, config.in_flight, started + seconds, &mut latency, purge)?;
             vec![Measurement {
                 segment_wait: engine.segment_wait().zip(waited).map(|(after, before)| after - before),
-                workload: "pipelined",
+                device_write_bytes: device_write_bytes(dir)
+                    .zip(written)
+                    .map(|(after, before)| after - before),
+                workload,
                 entries,
                 elapsed: started.elapsed(),
                 payload_bytes: entries * payload.len() as u64,
@@ -264,19 +295,29 @@ fn measure(
             let entries = (args.recovery_mib << 20) / payload.len() as u64;
             engine.fill(&payload, entries)?;
             drop(engine);
-            let (cpu, started) = (cpu_seconds(), Instant::now());
-            let engine = kind.open(dir)?;
-            let recovery = Measurement {
-                workload: "recovery",
-                entries,
-                elapsed: started.elapsed(),
-                payload_bytes: entries * payload.len() as u64,
-                cpu_seconds: cpu_since(cpu),
-                index_bytes_per_entry: engine.index_bytes_per_entry(),
-                ..base.clone()
+            let timed_open = |workload| -> Result<(Measurement, Box<dyn Engine>), String> {
+                let (cpu, started) = (cpu_seconds(), Instant::now());
+                let engine = kind.open(dir)?;
+                let opened = Measurement {
+                    workload,
+                    entries,
+                    elapsed: started.elapsed(),
+                    payload_bytes: entries * payload.len() as u64,
+                    cpu_seconds: cpu_since(cpu),
+                    index_bytes_per_entry: engine.index_bytes_per_entry(),
+                    ..base.clone()
+                };
+                Ok((opened, engine))
             };
+            // Warm: the pages the fill wrote are in the cache, as after a process restart.
+            let (recovery, engine) = timed_open("recovery")?;
             if config.workload == Workload::Recovery {
-                vec![recovery]
+                drop(engine);
+                let mut opens = vec![recovery];
+                if drop_page_cache().is_ok() {
+                    opens.push(timed_open("recovery_cold")?.0);
+                }
+                opens
             } else {
                 std::thread::sleep(SETTLE);
                 read(&*engine, entries, payload.len(), seconds, base)?
@@ -411,6 +452,30 @@ impl Payloads {
         let start = (n.wrapping_mul(1_000_003) % PAYLOAD_POOL_BYTES as u64) as usize;
         &self.pool[start..start + self.bytes]
     }
+}
+
+/// Bytes written so far to the block device that holds `dir` (sectors written, from
+/// `/sys/dev/block/MAJOR:MINOR/stat`): the log's writes, its preallocation's zeros, a peer's
+/// compaction, and the file system's journal alike; and anything else writing to that device,
+/// so the benchmark wants a quiet machine. `None` off a block device (tmpfs). Not `write_bytes`
+/// of `/proc/self/io`: on ext4 it counted about 216 KiB for each fdatasync of a 5 KiB write.
+fn device_write_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let device = std::fs::metadata(dir).ok()?.dev();
+    let major = ((device >> 8) & 0xfff) | ((device >> 32) & !0xfff);
+    let minor = (device & 0xff) | ((device >> 12) & !0xff);
+    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    // The seventh field counts 512-byte sectors written.
+    let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;
+    Some(sectors * 512)
+}
+
+/// Writes back and drops the whole page cache (`sync; echo 3 > /proc/sys/vm/drop_caches`), so
+/// the next open reads the disk. Needs root.
+pub fn drop_page_cache() -> std::io::Result<()> {
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", "3")
 }
 
 /// User + system CPU seconds of this process so far, from /proc (Linux).

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use raft_proto::eraftpb::Entry;
 
 use super::Payloads;
-use super::engines::{Appender, Engine, Error, keep_in_flight};
+use super::engines::{Appender, Engine, Error, Purge, keep_in_flight};
 
 #[derive(Clone)]
 struct EntryType;
@@ -71,13 +71,16 @@ impl Engine for RaftEngine {
         Box::new(RaftEngineAppender { engine: &self.engine, group, next: self.next_index(group) })
     }
 
-    /// One writer drains whatever the submitter has queued into one `LogBatch` per synced write.
+    /// One writer drains whatever the submitter has queued into one `LogBatch` per synced write,
+    /// and compacts and purges between writes when `purge` says (TiKV does both from other
+    /// threads; here they take the writer's time, as raftwal's purge takes its committer's).
     fn pipelined(
         &self,
         payload: &Payloads,
         window: usize,
         deadline: Instant,
         latency: &mut Histogram<u64>,
+        purge: Option<Purge>,
     ) -> Result<u64, Error> {
         let (queue, queued): (Sender<Instant>, Receiver<Instant>) = bounded(window);
         let (done, finished) = unbounded::<Result<Duration, Error>>();
@@ -95,9 +98,18 @@ impl Engine for RaftEngine {
                     .add_entries::<EntryType>(GROUP, &entries)
                     .and_then(|()| engine.write(&mut batch, true).map(drop))
                     .map_err(error);
+                let before = next;
                 next += submitted.len() as u64;
                 for at in submitted {
                     let _ = done.send(written.clone().map(|()| at.elapsed()));
+                }
+                if let Some(purge) =
+                    purge.filter(|purge| next / purge.every > before / purge.every && next > purge.keep)
+                {
+                    engine.compact_to(GROUP, next - purge.keep);
+                    if let Err(failed) = engine.purge_expired_files() {
+                        eprintln!("raft-engine purge_expired_files: {failed}");
+                    }
                 }
             }
         });
@@ -172,7 +184,14 @@ impl Engine for Okaywal {
         Box::new(OkaywalAppender { wal: &self.wal })
     }
 
-    fn pipelined(&self, _: &Payloads, _: usize, _: Instant, _: &mut Histogram<u64>) -> Result<u64, Error> {
+    fn pipelined(
+        &self,
+        _: &Payloads,
+        _: usize,
+        _: Instant,
+        _: &mut Histogram<u64>,
+        _: Option<Purge>,
+    ) -> Result<u64, Error> {
         Err("okaywal has no asynchronous append".into())
     }
 
