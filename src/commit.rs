@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot_core::{DEFAULT_UNPARK_TOKEN, FilterOp, ParkToken};
 
 use crate::error::{Error, Result};
-use crate::format::SegmentId;
+use crate::format::{RECORD_ALIGN, SegmentId};
 use crate::housekeeper::Chore;
 use crate::options::SyncMode;
 use crate::segment::Segment;
@@ -360,6 +360,9 @@ pub struct Batch {
     poisoned: Option<Arc<io::Error>>,
 }
 
+/// The end of the log in a recycled segment: a record length of zero, one alignment unit long.
+const END_MARK: [u8; RECORD_ALIGN] = [0; RECORD_ALIGN];
+
 /// Writes a batch and syncs it. Before the first write to a new segment, the previous one is
 /// synced and sealed, so only the newest segment can ever hold a torn write.
 fn write(shared: &Shared, current: &mut Arc<Segment>, batch: &Batch) -> io::Result<()> {
@@ -374,6 +377,12 @@ fn write(shared: &Shared, current: &mut Arc<Segment>, batch: &Batch) -> io::Resu
         }
         current.file().write_all_at(&chunk.buf, chunk.start)?;
         stats.written(chunk.buf.len() as u64);
+        // In a recycled file the bytes after the log are stale, not zeros: a zero length word
+        // marks the end, durable with the batch (the next batch writes over it).
+        let end = chunk.start + chunk.buf.len() as u64;
+        if current.recycled && end + END_MARK.len() as u64 <= current.bytes {
+            current.file().write_all_at(&END_MARK, end)?;
+        }
     }
     if batch.sync {
         sync(stats, current)?;

@@ -6,12 +6,16 @@
 //! Segment header, `SEGMENT_HEADER_BYTES` long, at offset 0 of every segment file:
 //!
 //! ```text
-//! { magic [8] | version u32 | header_bytes u32 | segment_id u64 | salt u64 | segment_bytes u64 | reserved [20] | crc u32 }
+//! { magic [8] | version u32 | header_bytes u32 | segment_id u64 | salt u64 | segment_bytes u64 | flags u32 | reserved [16] | crc u32 }
 //! ```
 //!
 //! `crc` is crc32c over the 60 bytes before it. `segment_bytes` is the size the file was
-//! preallocated to: a file found shorter (or longer) lost bytes, which no crash can do. After the header come records, each starting at
-//! an offset that is a multiple of `RECORD_ALIGN`:
+//! preallocated to: a file found shorter (or longer) lost bytes, which no crash can do. `flags`
+//! bit 0 (`HEADER_RECYCLED`): the file is a purged segment given a new life, so the bytes after
+//! the log's end are the records of earlier lives, not zeros, and the log's end is marked by a
+//! zero `record_bytes` word that every write leaves after its last record (see
+//! `docs/format.md`). After the header come records, each starting at an offset that is a
+//! multiple of `RECORD_ALIGN`:
 //!
 //! ```text
 //! { record_bytes u32 | crc u32 | kind u8 | flags u8 | reserved [2] | group u32 | index u64 | term u64 | payload | zero pad }
@@ -60,10 +64,15 @@ impl fmt::Display for SegmentId {
 pub const SEGMENT_SUFFIX: &str = ".seg";
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
-/// Version 3: the layout described in this module. Version 2 had no `segment_bytes` in the
-/// header, version 1 no `Metadata` record; neither was released, and both are refused like any
-/// other version.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: the layout described in this module. Version 3 had no header flags (its reserved
+/// bytes were zeros, so it reads as version 4 without recycled files); version 2 had no
+/// `segment_bytes` in the header, version 1 no `Metadata` record. Neither of those was
+/// released, and both are refused like any other version.
+pub const FORMAT_VERSION: u32 = 4;
+/// The oldest version `decode_segment_header` accepts.
+const FORMAT_VERSION_OLDEST_READ: u32 = 3;
+/// Header flag: a recycled file, whose bytes after the log's end are stale, not zeros.
+pub const HEADER_RECYCLED: u32 = 1;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + 8;
@@ -71,8 +80,9 @@ const HEADER_BYTES_AT: usize = VERSION_AT + 4;
 const SEGMENT_ID_AT: usize = HEADER_BYTES_AT + 4;
 const SALT_AT: usize = SEGMENT_ID_AT + 8;
 const SEGMENT_BYTES_AT: usize = SALT_AT + 8;
-const HEADER_RESERVED_AT: usize = SEGMENT_BYTES_AT + 8;
-const HEADER_CRC_AT: usize = HEADER_RESERVED_AT + 20;
+const HEADER_FLAGS_AT: usize = SEGMENT_BYTES_AT + 8;
+const HEADER_RESERVED_AT: usize = HEADER_FLAGS_AT + 4;
+const HEADER_CRC_AT: usize = HEADER_RESERVED_AT + 16;
 pub const SEGMENT_HEADER_BYTES: usize = HEADER_CRC_AT + 4;
 
 const LEN_AT: usize = 0;
@@ -172,17 +182,21 @@ pub struct SegmentHeader {
     pub salt: u64,
     /// The size the file was preallocated to.
     pub bytes: u64,
+    /// `HEADER_RECYCLED`: stale records of earlier lives may follow the log's end.
+    pub recycled: bool,
 }
 
 pub fn encode_segment_header(id: SegmentId, header: SegmentHeader) -> [u8; SEGMENT_HEADER_BYTES] {
-    let SegmentHeader { salt, bytes } = header;
+    let SegmentHeader { salt, bytes, recycled } = header;
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
     header[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
     header[VERSION_AT..HEADER_BYTES_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[HEADER_BYTES_AT..SEGMENT_ID_AT].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
     header[SEGMENT_ID_AT..SALT_AT].copy_from_slice(&id.0.to_le_bytes());
     header[SALT_AT..SEGMENT_BYTES_AT].copy_from_slice(&salt.to_le_bytes());
-    header[SEGMENT_BYTES_AT..HEADER_RESERVED_AT].copy_from_slice(&bytes.to_le_bytes());
+    header[SEGMENT_BYTES_AT..HEADER_FLAGS_AT].copy_from_slice(&bytes.to_le_bytes());
+    let flags = if recycled { HEADER_RECYCLED } else { 0 };
+    header[HEADER_FLAGS_AT..HEADER_RESERVED_AT].copy_from_slice(&flags.to_le_bytes());
     let crc = crc32c::crc32c(&header[..HEADER_CRC_AT]);
     header[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     header
@@ -195,6 +209,7 @@ pub enum HeaderFault {
     Magic,
     Checksum,
     Version(u32),
+    Flags(u32),
     WrongId(u64),
 }
 
@@ -205,6 +220,7 @@ impl fmt::Display for HeaderFault {
             HeaderFault::Magic => f.write_str("bad magic"),
             HeaderFault::Checksum => f.write_str("header checksum mismatch"),
             HeaderFault::Version(v) => write!(f, "unsupported format version {v}"),
+            HeaderFault::Flags(flags) => write!(f, "unknown header flags {flags:#x}"),
             HeaderFault::WrongId(id) => write!(f, "header names segment {id}"),
         }
     }
@@ -220,14 +236,24 @@ pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<Segmen
         return Err(HeaderFault::Checksum);
     }
     let version = read_u32(header, VERSION_AT);
-    if version != FORMAT_VERSION || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES {
+    if !(FORMAT_VERSION_OLDEST_READ..=FORMAT_VERSION).contains(&version)
+        || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES
+    {
         return Err(HeaderFault::Version(version));
+    }
+    let flags = read_u32(header, HEADER_FLAGS_AT);
+    if flags & !HEADER_RECYCLED != 0 || (version < 4 && flags != 0) {
+        return Err(HeaderFault::Flags(flags));
     }
     let id = read_u64(header, SEGMENT_ID_AT);
     if id != expected.0 {
         return Err(HeaderFault::WrongId(id));
     }
-    Ok(SegmentHeader { salt: read_u64(header, SALT_AT), bytes: read_u64(header, SEGMENT_BYTES_AT) })
+    Ok(SegmentHeader {
+        salt: read_u64(header, SALT_AT),
+        bytes: read_u64(header, SEGMENT_BYTES_AT),
+        recycled: flags & HEADER_RECYCLED != 0,
+    })
 }
 
 /// `Kind::Snapshot` flag: the entries after the snapshot index stayed.
@@ -238,7 +264,6 @@ pub const SNAPSHOT_KEEPS_LOG: u8 = 1;
 pub struct RecordHead {
     pub kind: Kind,
     /// Kind-specific flags; zero unless the kind defines some.
-    /// Its flag bits.
     pub flags: u8,
     /// Its group field.
     pub group: u32,
@@ -295,6 +320,8 @@ pub enum RecordFault {
     Checksum,
     /// The checksum matches but the kind is unknown to this version.
     UnknownKind(u8),
+    /// The checksum matches but the reserved header bytes are not zero.
+    Reserved,
 }
 
 impl fmt::Display for RecordFault {
@@ -305,6 +332,7 @@ impl fmt::Display for RecordFault {
             RecordFault::BadLength => f.write_str("record length below the header size"),
             RecordFault::Checksum => f.write_str("record checksum mismatch"),
             RecordFault::UnknownKind(kind) => write!(f, "unknown record kind {kind}"),
+            RecordFault::Reserved => f.write_str("reserved record header bytes are not zero"),
         }
     }
 }
@@ -342,6 +370,9 @@ fn decode(bytes: &[u8], seed: Option<u32>) -> Result<Record<'_>, RecordFault> {
         return Err(RecordFault::Checksum);
     }
     let kind = Kind::from_u8(record[KIND_AT]).ok_or(RecordFault::UnknownKind(record[KIND_AT]))?;
+    if record[FLAGS_AT + 1..GROUP_AT] != [0, 0] {
+        return Err(RecordFault::Reserved);
+    }
     Ok(Record {
         head: RecordHead {
             kind,
@@ -371,6 +402,23 @@ pub fn batch_claim(bytes: &[u8], seed: u32) -> Option<u64> {
     }
     let record = decode_record(bytes, seed).ok()?;
     decode_u64s::<1>(record.payload).map(|[durable_to]| durable_to)
+}
+
+/// The aligned length of the record that starts `bytes`, if one that validates for `seed` does.
+/// Only words framed like a record (a known kind, zero reserved bytes, a length that fits) are
+/// checksummed: looking for one at every word of a region of stale records costs about one
+/// checksum pass over it.
+#[inline]
+pub fn valid_record_at(bytes: &[u8], seed: u32) -> Option<usize> {
+    let header = bytes.get(..RECORD_HEADER_BYTES)?;
+    // Cheapest first: of random bytes, one word in 2^21 gets past the kind and reserved bytes.
+    let framed = header[FLAGS_AT + 1..GROUP_AT] == [0, 0]
+        && Kind::from_u8(header[KIND_AT]).is_some()
+        && (RECORD_HEADER_BYTES..=bytes.len()).contains(&(read_u32(header, LEN_AT) as usize));
+    if !framed {
+        return None;
+    }
+    decode_record(bytes, seed).ok().map(|record| record.bytes_aligned)
 }
 
 /// A record's framing, read without checking its checksum.
@@ -638,7 +686,7 @@ mod tests {
 
     #[test]
     fn segment_header_roundtrip() {
-        let fields = SegmentHeader { salt: 0xdead_beef, bytes: 1 << 20 };
+        let fields = SegmentHeader { salt: 0xdead_beef, bytes: 1 << 20, recycled: true };
         let header = encode_segment_header(SegmentId(42), fields);
         assert_eq!(decode_segment_header(&header, SegmentId(42)), Ok(fields));
         assert_eq!(decode_segment_header(&header, SegmentId(43)), Err(HeaderFault::WrongId(42)));
@@ -646,7 +694,8 @@ mod tests {
 
     #[test]
     fn segment_header_detects_corruption() {
-        let header = encode_segment_header(SegmentId(42), SegmentHeader { salt: 7, bytes: 4096 });
+        let header =
+            encode_segment_header(SegmentId(42), SegmentHeader { salt: 7, bytes: 4096, recycled: false });
         for at in SEGMENT_MAGIC.len()..SEGMENT_HEADER_BYTES {
             let mut damaged = header;
             damaged[at] ^= 0x10;

@@ -1,6 +1,7 @@
 //! The housekeeper thread: keeps a preallocated spare segment ready, so rotation never waits
-//! for 64 MiB of zeros to be written, and deletes segments that a durable purge left with
-//! nothing live.
+//! for 64 MiB of zeros to be written, and recycles or deletes segments that a durable purge left
+//! with nothing live. A recycled segment is the cheapest spare: a new name and a new header, no
+//! zeros.
 
 use std::io;
 use std::sync::Arc;
@@ -23,11 +24,18 @@ pub enum Chore {
     Stop,
 }
 
-/// The housekeeper thread: does chores until told to stop.
+/// The housekeeper thread: does chores until told to stop. Of the chores waiting, deletions go
+/// first: recycling an emptied segment makes the spare that a preallocation would otherwise
+/// write 64 MiB of zeros for.
 pub fn run(shared: &Shared, chores: &Receiver<Chore>) {
-    for chore in chores {
-        if !perform(shared, chore) {
-            return;
+    while let Ok(first) = chores.recv() {
+        let mut waiting: Vec<Chore> = std::iter::once(first).chain(chores.try_iter()).collect();
+        // Stable: the other chores keep their order, `Stop` last among them.
+        waiting.sort_by_key(|chore| !matches!(chore, Chore::DeleteBelow(_)));
+        for chore in waiting {
+            if !perform(shared, chore) {
+                return;
+            }
         }
     }
 }
@@ -42,45 +50,50 @@ pub fn perform(shared: &Shared, chore: Chore) -> bool {
     true
 }
 
+/// Preallocates one spare if fewer than `SPARES` are ready, and asks for another round if still
+/// short. One per chore: a writer that uses spares as fast as they come would otherwise keep
+/// this loop going forever, and the deletions and recycling queued behind it would never run
+/// (space would never come back, and every new segment would be zeros).
 fn replenish(shared: &Shared) {
-    loop {
-        let id = {
-            let mut core = shared.core.lock();
-            if core.spares.len() >= SPARES || core.closing {
-                return;
-            }
-            let id = core.next_segment_id;
-            core.next_segment_id = id.next();
-            id
-        };
-        let options = &shared.options;
-        let created = Segment::create(&*shared.fs, &shared.dir, id, options.segment_bytes, options.file_mode);
+    let id = {
         let mut core = shared.core.lock();
-        match created {
-            Ok(segment) => {
-                shared.stats.segment_created();
-                core.spares.push_back(Arc::new(segment));
-                core.spare_error = None;
-                shared.progress.notify_all();
-            }
-            Err(error) => {
-                // Give the id back: ids on disk must stay gapless, since recovery reads a gap
-                // as the end of a deletion.
-                assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
-                shared.stats.housekeeping_failed();
-                core.next_segment_id = id;
-                core.spare_error = Some(match error {
-                    Error::Io(error) => error,
-                    other => io::Error::other(other.to_string()),
-                });
-                shared.progress.notify_all();
-                return;
+        if core.spares.len() >= SPARES || core.closing {
+            return;
+        }
+        let id = core.next_segment_id;
+        core.next_segment_id = id.next();
+        id
+    };
+    let options = &shared.options;
+    let created = Segment::create(&*shared.fs, &shared.dir, id, options.segment_bytes, options.file_mode);
+    let mut core = shared.core.lock();
+    match created {
+        Ok(segment) => {
+            shared.stats.segment_created();
+            core.spares.push_back(Arc::new(segment));
+            core.spare_error = None;
+            if core.spares.len() < SPARES {
+                // Behind whatever chores are queued already.
+                let _ = shared.chores.send(Chore::Replenish);
             }
         }
+        Err(error) => {
+            // Give the id back: ids on disk must stay gapless, since recovery reads a gap as
+            // the end of a deletion.
+            assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
+            shared.stats.housekeeping_failed();
+            core.next_segment_id = id;
+            core.spare_error = Some(match error {
+                Error::Io(error) => error,
+                other => io::Error::other(other.to_string()),
+            });
+        }
     }
+    shared.progress.notify_all();
 }
 
-/// Deletes oldest first, so a crash part-way leaves a gap-free run of newer segments.
+/// Recycles or deletes, oldest first, so a crash part-way leaves a gap-free run of newer
+/// segments (recycling renames a segment away before anything else, like a deletion).
 fn delete_below(shared: &Shared, below: SegmentId) {
     let doomed: Vec<Arc<Segment>> = {
         let mut core = shared.core.lock();
@@ -91,15 +104,66 @@ fn delete_below(shared: &Shared, below: SegmentId) {
     if doomed.is_empty() {
         return;
     }
+    let mut deleted = 0;
     let mut failed = false;
-    for segment in &doomed {
+    for segment in doomed {
+        // Only a segment nobody else holds (no reader, no mapping) can be written again.
+        let segment = match Arc::try_unwrap(segment) {
+            Ok(segment) if wants_recycled(shared, &segment) => match recycle(shared, segment) {
+                Ok(()) => continue,
+                Err(()) => {
+                    failed = true;
+                    continue;
+                }
+            },
+            Ok(segment) => Arc::new(segment),
+            Err(shared_segment) => shared_segment,
+        };
         failed |= shared.fs.remove(&segment.path).is_err();
+        deleted += 1;
     }
     failed |= shared.fs.sync_dir(&shared.dir).is_err();
     // A segment that could not be deleted, or whose deletion was not made durable, is found
     // again and deleted by the next open; nothing live is in it.
-    shared.stats.segments_deleted(doomed.len() as u64);
+    shared.stats.segments_deleted(deleted);
     if failed {
         shared.stats.housekeeping_failed();
+    }
+}
+
+/// Whether an emptied segment should become a spare: the cap allows one more, and it has the
+/// size new segments get.
+fn wants_recycled(shared: &Shared, segment: &Segment) -> bool {
+    let core = shared.core.lock();
+    let recycled = core.spares.iter().filter(|spare| spare.recycled).count();
+    recycled < shared.options.recycled_segments_max
+        && segment.bytes == shared.options.segment_bytes
+        && !core.closing
+}
+
+/// Gives an emptied segment the next id and makes it a spare. On failure the id is given back
+/// and the file is gone or left to the next open, which deletes it (a temporary name, or an id
+/// below the durable purge).
+fn recycle(shared: &Shared, segment: Segment) -> Result<(), ()> {
+    let id = {
+        let mut core = shared.core.lock();
+        let id = core.next_segment_id;
+        core.next_segment_id = id.next();
+        id
+    };
+    let recycled = segment.recycle(&*shared.fs, &shared.dir, id);
+    let mut core = shared.core.lock();
+    match recycled {
+        Ok(spare) => {
+            core.spares.push_back(Arc::new(spare));
+            shared.stats.segment_recycled();
+            shared.progress.notify_all();
+            Ok(())
+        }
+        Err(_) => {
+            assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
+            core.next_segment_id = id;
+            Err(())
+        }
     }
 }

@@ -65,6 +65,9 @@ pub struct SegmentInfo {
     pub end: u64,
     /// The indexes of the first and last entry records in the file, live or not.
     pub entries: Option<RangeInclusive<u64>>,
+    /// A segment emptied by a purge and given a new life: stale bytes of its earlier lives
+    /// follow the log's end.
+    pub recycled: bool,
 }
 
 /// What the first damage of a directory is, by what `open` does with it.
@@ -175,6 +178,7 @@ fn inspection(fs: &dyn Fs, analysis: Analysis) -> Inspection {
             records: summary.records,
             end: summary.end,
             entries: summary.entries.map(|(first, last)| first..=last),
+            recycled: summary.recycled,
         })
         .collect();
     let spares: Vec<PathBuf> = analysis.spares.iter().map(|spare| spare.path.clone()).collect();

@@ -47,6 +47,10 @@ pub struct Options {
     /// log directory, if `open` creates it, gets the same bits plus search (execute) wherever
     /// read is set. Private by default: a Raft log holds the application's data.
     pub file_mode: u32,
+    /// How many segments emptied by a purge are kept, renamed and given a new header, as
+    /// spares for later, instead of being deleted: a new segment then costs no zeros written.
+    /// 0 deletes every emptied segment. Disk use grows by up to this many segments.
+    pub recycled_segments_max: usize,
 }
 
 impl Default for Options {
@@ -57,6 +61,7 @@ impl Default for Options {
             recovery: RecoveryMode::TornTail,
             batch_bytes_max: 8 << 20,
             file_mode: FILE_MODE_DEFAULT,
+            recycled_segments_max: 4,
         }
     }
 }

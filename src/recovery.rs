@@ -78,6 +78,8 @@ pub struct SegmentSummary {
     pub end: u64,
     /// The first and last entry records in the segment, whether or not still live.
     pub entries: Option<(u64, u64)>,
+    /// A recycled file: stale bytes follow its end mark.
+    pub recycled: bool,
     checkpointed: bool,
 }
 
@@ -126,12 +128,12 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         let checked = format::decode_segment_header(&header[..readable], id)
             .map_err(|fault| fault.to_string())
             .and_then(|header| match header.bytes == bytes {
-                true => Ok(header.salt),
+                true => Ok(header),
                 // Preallocation sets the size before the file gets its name; no crash changes it.
                 false => Err(format!("segment file is {bytes} bytes, its header says {}", header.bytes)),
             });
         match checked {
-            Ok(salt) => analysis.segments.push(Segment::from_parts(id, salt, path, bytes, file)),
+            Ok(header) => analysis.segments.push(Segment::from_parts(id, header, path, file)),
             Err(reason) => {
                 analysis.damage = Some(Damage {
                     segment: None,
@@ -163,8 +165,11 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         let scan = replay.segment(segment, prescan);
         let bytes = segment.bytes_of(0);
         let stop = scan.stop as usize;
-        let tail =
-            if scan.stop == prescan.end { prescan.tail } else { Tail::after(bytes, stop, segment.seed) };
+        let tail = if scan.stop == prescan.end {
+            prescan.tail
+        } else {
+            Tail::after(bytes, stop, segment.seed, segment.recycled)
+        };
         analysis.summaries.push(SegmentSummary {
             id: segment.id,
             path: segment.path.clone(),
@@ -172,9 +177,16 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
             records: scan.records,
             end: scan.stop,
             entries: scan.entries,
+            recycled: segment.recycled,
             checkpointed: scan.checkpointed,
         });
-        if scan.fault.is_none() && tail.last_nonzero.is_none() {
+        // The end of the log: zeros after it, or in a recycled file its end mark and nothing
+        // after it of this file's own.
+        let clean_end = match segment.recycled {
+            false => tail.last_nonzero.is_none(),
+            true => Tail::end_marked(bytes, stop) && tail.live_after.is_none(),
+        };
+        if scan.fault.is_none() && clean_end {
             continue;
         }
         analysis.damage = Some(Damage {
@@ -183,7 +195,12 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
             offset: scan.stop,
             reason: scan.fault.clone().unwrap_or_else(|| "bytes after the end of the log".into()),
             torn: Some(segment.id) == newest && !tail.durable_claim && scan.replay_error.is_none(),
-            cut_end: tail.last_nonzero.unwrap_or(stop) as u64,
+            // A cut zeroes whatever could validate again: in a recycled file, the end mark and
+            // any record of its own after it (stale records of earlier lives never validate).
+            cut_end: match segment.recycled {
+                false => tail.last_nonzero.unwrap_or(stop),
+                true => tail.live_after.unwrap_or(0).max(stop + format::RECORD_ALIGN).min(bytes.len()),
+            } as u64,
             after: replay.last_entry,
         });
         analysis.later = analysis.segments[at + 1..].iter().map(|later| later.path.clone()).collect();
@@ -353,7 +370,13 @@ fn closed_cleanly(file: &dyn FileHandle, id: SegmentId) -> Result<bool> {
         let Ok(header) = format::decode_segment_header(bytes, id) else { return Ok(false) };
         let Some(last) = format::frames(bytes).last() else { return Ok(false) };
         let end = last.offset as usize + last.record_bytes.next_multiple_of(format::RECORD_ALIGN);
-        if last.record_bytes != format::BATCH_RECORD_BYTES || !bytes.get(end..).is_some_and(is_blank) {
+        // Nothing written after the claim: zeros, or in a recycled file the end mark, which the
+        // next write would have overwritten.
+        let nothing_after = match header.recycled {
+            false => bytes.get(end..).is_some_and(is_blank),
+            true => end <= bytes.len() && Tail::end_marked(bytes, end),
+        };
+        if last.record_bytes != format::BATCH_RECORD_BYTES || !nothing_after {
             return Ok(false);
         }
         // The mapping goes here: mapped pages cannot be dropped from the cache.
@@ -469,8 +492,15 @@ struct Prescan {
 fn prescan(segment: &Segment) -> Prescan {
     let bytes = segment.bytes_of(0);
     let header = SEGMENT_HEADER_BYTES.min(bytes.len());
-    let mut scan =
-        Prescan { blank: is_blank(&bytes[header..]), end: header as u64, fault: None, tail: Tail::default() };
+    let blank = if segment.recycled {
+        // Stale bytes follow the end mark a recycled spare starts with: blank unless a write
+        // of its own began (and was torn) there.
+        Tail::end_marked(bytes, header)
+            && Tail::after_recycled(bytes, header, segment.seed).live_after.is_none()
+    } else {
+        is_blank(&bytes[header..])
+    };
+    let mut scan = Prescan { blank, end: header as u64, fault: None, tail: Tail::default() };
     if scan.blank {
         return scan;
     }
@@ -486,7 +516,7 @@ fn prescan(segment: &Segment) -> Prescan {
         }
     }
     scan.end = at as u64;
-    scan.tail = Tail::after(bytes, at, segment.seed);
+    scan.tail = Tail::after(bytes, at, segment.seed, segment.recycled);
     scan
 }
 
@@ -530,11 +560,18 @@ struct Tail {
     last_nonzero: Option<usize>,
     /// A valid batch record says bytes at or after the stop were durable before it was written.
     durable_claim: bool,
+    /// Recycled segments only: the end of the last record after the stop that validates for
+    /// this segment's seed. Stale records of earlier lives never do; the rest of a torn write
+    /// can.
+    live_after: Option<usize>,
 }
 
 impl Tail {
-    fn after(bytes: &[u8], stop: usize, seed: u32) -> Tail {
-        let mut tail = Tail { last_nonzero: None, durable_claim: false };
+    fn after(bytes: &[u8], stop: usize, seed: u32, recycled: bool) -> Tail {
+        let mut tail = Tail::default();
+        if recycled {
+            return Tail::after_recycled(bytes, stop, seed);
+        }
         // The usual tail, the unwritten rest of the newest segment, is zeros: check those at
         // memory speed before walking word by word.
         if bytes.get(stop..).is_none_or(is_blank) {
@@ -554,6 +591,30 @@ impl Tail {
             at += format::RECORD_ALIGN;
         }
         tail
+    }
+
+    /// The tail of a recycled segment: stale bytes, in which only records of this segment's own
+    /// seed matter (the rest of a torn write, or a batch record's claim).
+    fn after_recycled(bytes: &[u8], stop: usize, seed: u32) -> Tail {
+        let mut tail = Tail::default();
+        let mut at = stop;
+        while at + format::RECORD_ALIGN <= bytes.len() {
+            if let Some(record_bytes) = format::valid_record_at(&bytes[at..], seed) {
+                tail.live_after = Some(at + record_bytes);
+                if format::batch_claim(&bytes[at..], seed).is_some_and(|durable_to| durable_to > stop as u64)
+                {
+                    tail.durable_claim = true;
+                }
+            }
+            at += format::RECORD_ALIGN;
+        }
+        tail
+    }
+
+    /// Whether the log's end in a recycled segment is marked there: the zero length word every
+    /// write leaves after its last record, or the end of the file.
+    fn end_marked(bytes: &[u8], stop: usize) -> bool {
+        bytes.get(stop..stop + format::RECORD_ALIGN).is_none_or(|word| word.iter().all(|&byte| byte == 0))
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Segment {
     pub seed: u32,
     pub path: PathBuf,
     pub bytes: u64,
+    /// A purged segment given a new life: the bytes after the log's end are stale, and every
+    /// write must leave a zero length word after its last record to mark the end.
+    pub recycled: bool,
     file: Box<dyn FileHandle>,
     map: OnceLock<Box<dyn Mapping>>,
 }
@@ -50,7 +53,8 @@ impl Segment {
             created => created?,
         };
         let written = (|| {
-            file.write_all_at(&format::encode_segment_header(id, SegmentHeader { salt, bytes }), 0)?;
+            let header = SegmentHeader { salt, bytes, recycled: false };
+            file.write_all_at(&format::encode_segment_header(id, header), 0)?;
             let zeros = vec![0u8; ZEROS_CHUNK_BYTES.min(bytes as usize)];
             let mut at = format::SEGMENT_HEADER_BYTES as u64;
             while at < bytes {
@@ -70,17 +74,53 @@ impl Segment {
             let _ = fs.remove(&temp);
             return Err(error.into());
         }
-        Ok(Segment::from_parts(id, salt, path, bytes, file))
+        Ok(Segment::from_parts(id, SegmentHeader { salt, bytes, recycled: false }, path, file))
+    }
+
+    /// Gives this segment, emptied by a purge and no longer read, a new life as segment `id`,
+    /// without rewriting its bytes: its name goes first (durably, so that the old name never
+    /// holds the new header), then a new header with a new salt, so that none of its old records
+    /// validates, and a zero length word where the first record will go; then its new name.
+    /// Until that rename it is a temporary file, which `open` deletes.
+    pub fn recycle(mut self, fs: &dyn Fs, dir: &Path, id: SegmentId) -> Result<Segment> {
+        self.unseal();
+        let path = dir.join(id.file_name());
+        let temp = dir.join(format!("{}{TEMP_SUFFIX}", id.file_name()));
+        let salt = fs.salt();
+        let header = SegmentHeader { salt, bytes: self.bytes, recycled: true };
+        let renewed = (|| {
+            fs.rename(&self.path, &temp)?;
+            fs.sync_dir(dir)?;
+            let mut start = format::encode_segment_header(id, header).to_vec();
+            start.extend_from_slice(&[0; format::RECORD_ALIGN]);
+            self.file.write_all_at(&start, 0)?;
+            self.file.sync_data()?;
+            fs.rename(&temp, &path)?;
+            fs.sync_dir(dir)
+        })();
+        if let Err(error) = renewed {
+            // Best effort, as in `create`: the next open deletes a leftover temporary file.
+            let _ = fs.remove(&temp);
+            return Err(error.into());
+        }
+        Ok(Segment::from_parts(id, header, path, self.file))
     }
 
     pub fn from_parts(
         id: SegmentId,
-        salt: u64,
+        header: SegmentHeader,
         path: PathBuf,
-        bytes: u64,
         file: Box<dyn FileHandle>,
     ) -> Segment {
-        Segment { id, seed: format::segment_seed(id, salt), path, bytes, file, map: OnceLock::new() }
+        Segment {
+            id,
+            seed: format::segment_seed(id, header.salt),
+            path,
+            bytes: header.bytes,
+            recycled: header.recycled,
+            file,
+            map: OnceLock::new(),
+        }
     }
 
     pub fn file(&self) -> &dyn FileHandle {

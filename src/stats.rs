@@ -27,6 +27,7 @@ struct Counts {
     segment_waits: AtomicU64,
     segment_wait_micros: AtomicU64,
     segments_deleted: AtomicU64,
+    segments_recycled: AtomicU64,
     housekeeping_errors: AtomicU64,
     open_micros: AtomicU64,
 }
@@ -130,6 +131,12 @@ impl Counters {
         }
     }
 
+    pub fn segment_recycled(&self) {
+        add(&self.counts.segments_recycled, 1);
+        #[cfg(feature = "metrics")]
+        self.metrics.segments_recycled.increment(1);
+    }
+
     /// A preallocation or a deletion failed.
     pub fn housekeeping_failed(&self) {
         add(&self.counts.housekeeping_errors, 1);
@@ -156,6 +163,7 @@ impl Counters {
             segment_waits: load(&self.counts.segment_waits),
             segment_wait_micros: load(&self.counts.segment_wait_micros),
             segments_deleted: load(&self.counts.segments_deleted),
+            segments_recycled: load(&self.counts.segments_recycled),
             housekeeping_errors: load(&self.counts.housekeeping_errors),
             open_micros: load(&self.counts.open_micros),
             ..Stats::default()
@@ -179,6 +187,7 @@ struct Metrics {
     segment_wait_seconds: metrics::Histogram,
     segments_created: metrics::Counter,
     segments_deleted: metrics::Counter,
+    segments_recycled: metrics::Counter,
     open_seconds: metrics::Histogram,
 }
 
@@ -222,6 +231,10 @@ impl Metrics {
             segments_deleted: counter(
                 "raftwal_segments_deleted_total",
                 "segment files deleted after a purge",
+            ),
+            segments_recycled: counter(
+                "raftwal_segments_recycled_total",
+                "segment files emptied by a purge and kept as spares",
             ),
             open_seconds: histogram("raftwal_open_seconds", Seconds, "time open took, recovery included"),
         }

@@ -120,6 +120,8 @@ pub struct Stats {
     pub segment_wait_micros: u64,
     /// Segment files deleted after a purge.
     pub segments_deleted: u64,
+    /// Segment files emptied by a purge and kept, with a new name and header, as spares.
+    pub segments_recycled: u64,
     /// Spare preallocations that failed (the next append needing a segment tries again, and
     /// fails if that fails too), and deletions of obsolete segments that failed (the next open
     /// deletes them).

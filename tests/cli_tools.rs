@@ -204,13 +204,13 @@ fn newer_format_version_is_refused_in_one_line() {
     sample_log(dir.path());
     let first = segment_paths(dir.path())[0].clone();
     let mut bytes = std::fs::read(&first).unwrap();
-    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
     let crc = crc32c::crc32c(&bytes[..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&first, bytes).unwrap();
     let output = raftwal(&["stat"], dir.path());
     assert_eq!(output.status.code(), Some(0), "stat reports damage rather than failing");
-    assert!(stdout(&output).contains("unsupported format version 4"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("unsupported format version 5"), "{}", stdout(&output));
     let verify = raftwal(&["verify"], dir.path());
     assert_eq!(verify.status.code(), Some(2));
     assert_eq!(stdout(&verify).lines().count(), 1);

@@ -19,7 +19,8 @@ const DIR: &str = "/fuzz/wal";
 ///
 /// Byte 0 picks how many segments (1 to 3) the rest is split into; bit 0 of byte 1 asks for every
 /// well-framed record to get a valid checksum, so that fuzzing reaches the replay rules instead
-/// of stopping at the first checksum.
+/// of stopping at the first checksum; bit 1 marks the segments recycled (stale bytes may follow
+/// the log's end).
 pub fn decode(data: &[u8]) {
     let (Some(&count), Some(&flags)) = (data.first(), data.get(1)) else { return };
     let count = 1 + usize::from(count % 3);
@@ -30,7 +31,11 @@ pub fn decode(data: &[u8]) {
         let id = SegmentId(at as u64 + 1);
         let salt = 0x5eed + at as u64;
         let bytes = (SEGMENT_HEADER_BYTES + chunk.len()) as u64;
-        let mut image = format::encode_segment_header(id, format::SegmentHeader { salt, bytes }).to_vec();
+        let mut image = format::encode_segment_header(
+            id,
+            format::SegmentHeader { salt, bytes, recycled: flags & 2 != 0 },
+        )
+        .to_vec();
         image.extend_from_slice(chunk);
         if flags & 1 != 0 {
             seal_records(&mut image, format::segment_seed(id, salt));
@@ -88,6 +93,7 @@ fn run_crash_model(input: &mut Unstructured<'_>) -> ArbitraryResult<()> {
     let options = Options {
         segment_bytes: if input.arbitrary()? { 4096 } else { 8192 },
         sync: if input.ratio(1, 8)? { SyncMode::None } else { SyncMode::Data },
+        recycled_segments_max: input.int_in_range(0..=4)?,
         ..Options::default()
     };
     let mut history = History::default();

@@ -48,11 +48,12 @@ fn print_stat(dir: &Path, found: &Inspection) {
     );
     for segment in &found.segments {
         println!(
-            "  {}  {} bytes, {} records, entries {}",
+            "  {}  {} bytes, {} records, entries {}{}",
             file_name(&segment.path),
             segment.bytes,
             segment.records,
-            range(segment.entries.clone())
+            range(segment.entries.clone()),
+            if segment.recycled { ", recycled" } else { "" }
         );
     }
     let entries = found.first_index.zip(found.last_index).map(|(first, last)| first..=last);
@@ -120,6 +121,7 @@ fn stat_json(found: &Inspection) -> Value {
             "records": segment.records,
             "first_entry": segment.entries.as_ref().map(|entries| entries.start()),
             "last_entry": segment.entries.as_ref().map(|entries| entries.end()),
+            "recycled": segment.recycled,
         })).collect::<Vec<_>>(),
         "spares": found.spares,
         "bytes_on_disk": found.bytes_on_disk,
