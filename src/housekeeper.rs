@@ -24,15 +24,24 @@ pub enum Chore {
     Stop,
 }
 
-/// The housekeeper thread: does chores until told to stop. Of the chores waiting, deletions go
-/// first: recycling an emptied segment makes the spare that a preallocation would otherwise
-/// write 64 MiB of zeros for.
+/// The housekeeper thread: does chores until told to stop. Of the chores waiting, the deletions
+/// go first, as one: recycling an emptied segment makes the spare that a preallocation would
+/// otherwise write 64 MiB of zeros for. Then one preallocation, however many were asked for
+/// (an appender waiting for a spare asks at every wake-up), so that the deletions queued
+/// meanwhile are next; a pile of preallocations ahead of them would keep a fast writer's log
+/// growing however much it purged.
 pub fn run(shared: &Shared, chores: &Receiver<Chore>) {
     while let Ok(first) = chores.recv() {
-        let mut waiting: Vec<Chore> = std::iter::once(first).chain(chores.try_iter()).collect();
-        // Stable: the other chores keep their order, `Stop` last among them.
-        waiting.sort_by_key(|chore| !matches!(chore, Chore::DeleteBelow(_)));
-        for chore in waiting {
+        let (mut below, mut replenish, mut stop) = (None, false, false);
+        for chore in std::iter::once(first).chain(chores.try_iter()) {
+            match chore {
+                Chore::DeleteBelow(id) => below = below.max(Some(id)),
+                Chore::Replenish => replenish = true,
+                Chore::Stop => stop = true,
+            }
+        }
+        let chores = below.map(Chore::DeleteBelow).into_iter().chain(replenish.then_some(Chore::Replenish));
+        for chore in chores.chain(stop.then_some(Chore::Stop)) {
             if !perform(shared, chore) {
                 return;
             }

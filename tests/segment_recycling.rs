@@ -134,35 +134,33 @@ fn with_recycling_off_emptied_segments_are_deleted() {
     assert!(segment_paths(fixture.path()).len() as u64 <= stats.segments + 1);
 }
 
-/// Failed as: a writer that used each new spare as soon as it was ready kept the housekeeper
-/// preallocating, and the deletions queued behind never ran: the log grew by a segment per
-/// rotation however much was purged (33 segments of 64 MiB after 4 s of 64 KiB appends keeping
-/// 64 MiB), and every new segment was zeros.
+/// Failed as: a writer that used each new spare as soon as it was ready left a growing pile of
+/// preallocation chores queued ahead of the deletions, which never ran: the log grew by a
+/// segment per rotation however much was purged (33 segments of 64 MiB after 4 s of 64 KiB
+/// appends keeping 64 MiB). Here the zeros are slow, as on that disk, and recycling is off, so
+/// only deletion can bound the log.
 #[test]
-fn regression_a_fast_writer_starved_deletion_and_recycling() {
-    let options = Options { segment_bytes: 1 << 20, ..Options::default() };
-    let Fixture { dir: _dir, wal, .. } = Fixture::new(options);
+fn regression_a_fast_writer_starved_deletion() {
+    let fs = std::sync::Arc::new(common::FlakyFs::default());
+    fs.faults.slow_zeros.store(true, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { segment_bytes: 1 << 20, recycled_segments_max: 0, ..Options::default() };
+    let wal = Wal::open_with_fs(fs.clone(), dir.path(), options).unwrap();
     let data = vec![7u8; 64 << 10];
     let mut pending = std::collections::VecDeque::new();
-    let mut reclaimed_while_writing = 0;
-    for index in 1..=2000u64 {
+    let mut most_segments = 0;
+    for index in 1..=1000u64 {
         pending.push_back(wal.append(&[raftwal::Entry { index, term: 1, data: data.clone() }]).unwrap());
         if index % 16 == 0 && index > 32 {
-            // Keep the last 2 MiB.
+            // Keep the last 2 MiB: 2 or 3 segments.
             drop(wal.purge(index - 32).unwrap());
         }
         if pending.len() >= 64 {
             pending.pop_front().unwrap().wait().unwrap();
         }
-        if index == 1500 {
-            let stats = wal.stats();
-            reclaimed_while_writing = stats.segments_recycled + stats.segments_deleted;
-        }
+        most_segments = most_segments.max(wal.stats().segments);
     }
     let stats = wal.stats();
-    assert!(
-        reclaimed_while_writing > 10,
-        "{reclaimed_while_writing} segments reclaimed by entry 1500: {stats:?}"
-    );
-    assert!(stats.segments_recycled > 0, "{stats:?}");
+    // Before: 43 segments here, and growing; with deletions first, 6.
+    assert!(most_segments <= 12, "the log grew to {most_segments} segments: {stats:?}");
 }

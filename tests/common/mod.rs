@@ -208,6 +208,9 @@ pub struct Faults {
     pub sync: AtomicBool,
     /// Creating a file fails with ENOSPC.
     pub create: AtomicBool,
+    /// Writing back a preallocation's zeros (`write_back`) sleeps 20 ms a chunk: a disk slower
+    /// at making spares than the log is at filling them.
+    pub slow_zeros: AtomicBool,
 }
 
 impl Faults {
@@ -265,6 +268,12 @@ impl FileHandle for FlakyFile {
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.inner.write_all_at(buf, offset)
+    }
+    fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        if self.faults.slow_zeros.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.inner.write_back(offset, len)
     }
     fn sync_data(&self) -> io::Result<()> {
         Faults::check(&self.faults.sync, EIO)?;

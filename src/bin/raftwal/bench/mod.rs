@@ -30,7 +30,8 @@ pub enum Workload {
     /// One submitter keeping W appends in flight to one raft group.
     Pipelined,
     /// Pipelined, with a purge every `--purge-every-mib` that keeps the log `--keep-mib` long:
-    /// a Raft log's steady state, where segments are emptied and replaced all the time.
+    /// a Raft log's steady state, where segments are emptied and replaced all the time. Measured
+    /// after an unmeasured warm-up of a quarter of `--steady-seconds`.
     Steady,
     /// Time to open a log after writing it: warm (the log in the page cache) and, as root, cold
     /// (after `sync; echo 3 > /proc/sys/vm/drop_caches`), beside the disk's own sequential read.
@@ -271,6 +272,13 @@ fn measure(
             } else {
                 (None, seconds, "pipelined")
             };
+            if purge.is_some() {
+                // Into the steady state first, unmeasured: a log as long as it is kept, its first
+                // purges done (the first segments of a fresh log can only be new ones).
+                let warm_up = Duration::from_secs_f64(args.steady_seconds / 4.0);
+                let mut ignored = report::latency_histogram();
+                engine.pipelined(&payload, config.in_flight, Instant::now() + warm_up, &mut ignored, purge)?;
+            }
             let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
             let (waited, written) = (engine.segment_wait(), device_write_bytes(dir));
             let mut latency = report::latency_histogram();
