@@ -1,5 +1,5 @@
 //! The engines the benchmark drives, behind one interface: raftwal always, and with the
-//! `compare` feature tikv's raft-engine and okaywal.
+//! `compare` feature tikv's raft-engine, raft-log and okaywal.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -94,6 +94,8 @@ pub enum Kind {
     #[cfg(feature = "compare")]
     RaftEngine,
     #[cfg(feature = "compare")]
+    RaftLog,
+    #[cfg(feature = "compare")]
     Okaywal,
 }
 
@@ -101,6 +103,8 @@ pub enum Kind {
 const PEERS: &[Kind] = &[
     #[cfg(feature = "compare")]
     Kind::RaftEngine,
+    #[cfg(feature = "compare")]
+    Kind::RaftLog,
     #[cfg(feature = "compare")]
     Kind::Okaywal,
 ];
@@ -116,6 +120,8 @@ impl Kind {
             Kind::Raftwal => "raftwal",
             #[cfg(feature = "compare")]
             Kind::RaftEngine => "raft-engine",
+            #[cfg(feature = "compare")]
+            Kind::RaftLog => "raft-log",
             #[cfg(feature = "compare")]
             Kind::Okaywal => "okaywal",
         }
@@ -137,6 +143,8 @@ impl Kind {
             Kind::Raftwal => Box::new(RaftwalEngine::open(dir)?),
             #[cfg(feature = "compare")]
             Kind::RaftEngine => Box::new(super::peers::RaftEngine::open(dir)?),
+            #[cfg(feature = "compare")]
+            Kind::RaftLog => Box::new(super::peers::RaftLog::open(dir)?),
             #[cfg(feature = "compare")]
             Kind::Okaywal => Box::new(super::peers::Okaywal::open(dir)?),
         })

@@ -1,7 +1,7 @@
 //! `raftwal bench`: durable-append throughput and latency on this disk, beside the disk's own
-//! limit and (with `--compare`) beside raft-engine and okaywal. Engines run interleaved, one
-//! round of each in turn, so that a disk that changes speed on its own moves them all alike;
-//! the report gives each engine's median and the median of per-round ratios.
+//! limit and (with `--compare`) beside raft-engine, raft-log and okaywal. Engines run
+//! interleaved, one round of each in turn, so that a disk that changes speed on its own moves
+//! them all alike; the report gives each engine's median and the median of per-round ratios.
 
 mod disk;
 mod engines;
@@ -78,7 +78,7 @@ pub struct Args {
     steady_seconds: f64,
     #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read"])]
     workloads: Vec<Workload>,
-    /// Also run raft-engine 0.4.2 and okaywal 0.3 (needs the `compare` feature).
+    /// Also run raft-engine 0.4.2, raft-log 0.4 and okaywal 0.3 (needs the `compare` feature).
     #[arg(long)]
     compare: bool,
     /// A short smoke run (about 30 s with --compare): fewer configurations, shorter runs.
@@ -277,7 +277,13 @@ fn measure(
                 // purges done (the first segments of a fresh log can only be new ones).
                 let warm_up = Duration::from_secs_f64(args.steady_seconds / 4.0);
                 let mut ignored = report::latency_histogram();
-                engine.pipelined(&payload, config.in_flight, Instant::now() + warm_up, &mut ignored, purge)?;
+                engine.pipelined(
+                    &payload,
+                    config.in_flight,
+                    Instant::now() + warm_up,
+                    &mut ignored,
+                    purge,
+                )?;
             }
             let (fsyncs, cpu, started) = (engine.fsyncs(), cpu_seconds(), Instant::now());
             let (waited, written) = (engine.segment_wait(), device_write_bytes(dir));

@@ -1,5 +1,6 @@
-//! Peer engines for `--compare` (feature `compare`): tikv's raft-engine 0.4.2 and okaywal 0.3,
-//! each used the way its own documentation suggests.
+//! Peer engines for `--compare` (feature `compare`): tikv's raft-engine 0.4.2, raft-log 0.4 (the
+//! log store of databend's meta service) and okaywal 0.3, each used the way its own
+//! documentation suggests.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -201,6 +202,133 @@ impl Engine for Okaywal {
 
     fn read(&self, _: u64, _: u64) -> Result<u64, Error> {
         Err("okaywal is measured on appends only".into())
+    }
+
+    fn fsyncs(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// raft-log's types: log ids `(term, index)`, payloads as bytes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct RaftLogTypes;
+
+type RaftLogCallback = std::sync::mpsc::SyncSender<std::io::Result<()>>;
+
+impl raft_log::Types for RaftLogTypes {
+    type LogId = (u64, u64);
+    type LogPayload = Vec<u8>;
+    type Vote = (u64, u64);
+    type Callback = RaftLogCallback;
+    type UserData = ();
+
+    fn log_index(log_id: &(u64, u64)) -> u64 {
+        log_id.1
+    }
+
+    fn payload_size(payload: &Vec<u8>) -> u64 {
+        payload.len() as u64
+    }
+}
+
+/// raft-log's API takes `&mut self`: one log behind the lock that needs, which is how an
+/// application shares it. Every append is followed by `flush(true, callback)`; its worker
+/// thread batches the flushes of appends queued meanwhile into one fsync.
+pub struct RaftLog {
+    log: std::sync::Mutex<raft_log::RaftLog<RaftLogTypes>>,
+}
+
+impl RaftLog {
+    pub fn open(dir: &Path) -> Result<RaftLog, Error> {
+        let config = Arc::new(raft_log::Config::new(dir.to_string_lossy()));
+        Ok(RaftLog { log: std::sync::Mutex::new(raft_log::RaftLog::open(config).map_err(error)?) })
+    }
+
+    fn next_index(log: &raft_log::RaftLog<RaftLogTypes>) -> u64 {
+        log.log_state().last().map_or(1, |(_, index)| index + 1)
+    }
+
+    /// Appends the next entry, its payload made from its index, and asks for a synced flush;
+    /// `done` hears when it is durable. Returns the entry's index.
+    fn submit(&self, payload: impl FnOnce(u64) -> Vec<u8>, done: RaftLogCallback) -> Result<u64, Error> {
+        use raft_log::api::raft_log_writer::RaftLogWriter;
+        let mut log = self.log.lock().map_err(error)?;
+        let index = RaftLog::next_index(&log);
+        log.append([((1, index), payload(index))]).map_err(error)?;
+        log.flush(true, Some(done)).map_err(error)?;
+        Ok(index)
+    }
+}
+
+struct RaftLogAppender<'a> {
+    log: &'a RaftLog,
+}
+
+impl Appender for RaftLogAppender<'_> {
+    fn append(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let (done, durable) = std::sync::mpsc::sync_channel(1);
+        self.log.submit(|_| payload.to_vec(), done)?;
+        durable.recv().map_err(error)?.map_err(error)
+    }
+}
+
+impl Engine for RaftLog {
+    fn appender(&self, _thread: usize) -> Box<dyn Appender + '_> {
+        Box::new(RaftLogAppender { log: self })
+    }
+
+    fn pipelined(
+        &self,
+        payload: &Payloads,
+        window: usize,
+        deadline: Instant,
+        latency: &mut Histogram<u64>,
+        purge: Option<Purge>,
+    ) -> Result<u64, Error> {
+        use raft_log::api::raft_log_writer::RaftLogWriter;
+        let (done, durable) = std::sync::mpsc::sync_channel(window + 1);
+        let mut submitted = std::collections::VecDeque::with_capacity(window);
+        let submitted_at = std::cell::RefCell::new(&mut submitted);
+        keep_in_flight(
+            window,
+            deadline,
+            latency,
+            || {
+                let index = self.submit(|index| payload.at(index).to_vec(), done.clone())?;
+                submitted_at.borrow_mut().push_back(Instant::now());
+                if let Some(purge) =
+                    purge.filter(|purge| (index + 1).is_multiple_of(purge.every) && index > purge.keep)
+                {
+                    let mut log = self.log.lock().map_err(error)?;
+                    log.purge((1, index - purge.keep)).map_err(error)?;
+                }
+                Ok(())
+            },
+            || {
+                durable.recv().map_err(error)?.map_err(error)?;
+                let at = submitted_at.borrow_mut().pop_front().ok_or("a completion nobody waited for")?;
+                Ok(at.elapsed())
+            },
+        )
+    }
+
+    fn fill(&self, payload: &Payloads, entries: u64) -> Result<(), Error> {
+        use raft_log::api::raft_log_writer::RaftLogWriter;
+        let mut log = self.log.lock().map_err(error)?;
+        let first = RaftLog::next_index(&log);
+        log.append((first..first + entries).map(|index| ((1, index), payload.at(index).to_vec())))
+            .map_err(error)?;
+        let (done, durable) = std::sync::mpsc::sync_channel(1);
+        log.flush(true, Some(done)).map_err(error)?;
+        drop(log);
+        durable.recv().map_err(error)?.map_err(error)
+    }
+
+    fn read(&self, from: u64, count: u64) -> Result<u64, Error> {
+        let log = self.log.lock().map_err(error)?;
+        let first = log.log_state().purged().map_or(1, |(_, index)| index + 1);
+        let begin = first + from - 1;
+        log.read(begin, begin + count).try_fold(0, |read, entry| entry.map(|_| read + 1)).map_err(error)
     }
 
     fn fsyncs(&self) -> Option<u64> {

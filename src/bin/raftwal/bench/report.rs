@@ -285,6 +285,12 @@ fn print_targets(measurements: &[Measurement], compare: bool, disk_p50: Option<f
                             verdict(ours <= theirs)
                         );
                     }
+                    if let Some(ratio) = median_ratio(group, "raft-log") {
+                        println!(
+                            "  pipelined S={bytes}: {ratio:.2}x raft-log (target: ahead): {}",
+                            verdict(ratio > 1.0)
+                        );
+                    }
                 }
                 "steady" if *bytes <= 4096 => println!(
                     "  steady S={bytes}: {ratio:.2}x raft-engine (target >= 2x): {}",
