@@ -222,7 +222,7 @@ fn power_cuts_through_the_kernel_lose_no_acknowledged_entry() {
     let log = mountpoint.path().join(LOG_DIR.trim_start_matches('/'));
     let mut session = mount(&sim, mountpoint.path());
     let mut known = Known::default();
-    let (mut term, mut restarts, mut failed_syncs) = (1, 0, 0);
+    let (mut term, mut restarts, mut failed_syncs, mut recycled) = (1, 0, 0, 0);
     let started = Instant::now();
     for cut in 0..cuts {
         // One to three processes on this boot: each but the last dies without a power cut (the
@@ -252,13 +252,16 @@ fn power_cuts_through_the_kernel_lose_no_acknowledged_entry() {
         drop(session);
         session = mount(&sim, mountpoint.path());
         known.check(&log, cut);
+        let found = raftwal::inspect::inspect(&log).expect("inspect after the check");
+        recycled += found.segments.iter().filter(|segment| segment.recycled).count();
     }
     drop(session);
     eprintln!(
         "{cuts} power cuts through FUSE, {restarts} restarts without one, {failed_syncs} planned I/O errors, \
-         {} acknowledgements, {} entries at the end, in {:.1?}",
+         {} acknowledgements, {} entries at the end, {recycled} recycled segments seen holding the log, in {:.1?}",
         known.acks,
         known.entries.len(),
         started.elapsed()
     );
+    assert!(cuts < 100 || recycled > 0, "no cut met a recycled segment");
 }
