@@ -190,8 +190,9 @@ impl Known {
 
 fn mount(sim: &SimFs, at: &Path) -> fuser::BackgroundSession {
     let dirs: BTreeSet<PathBuf> = [PathBuf::from(LOG_DIR)].into();
-    let options = [fuser::MountOption::FSName("raftwal-cutfs".into())];
-    fuser::spawn_mount2(CutFs::new(sim, dirs), at, &options).expect("mount")
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![fuser::MountOption::FSName("raftwal-cutfs".into())];
+    fuser::spawn_mount(CutFs::new(sim, dirs), at, &config).expect("mount")
 }
 
 /// Why this machine cannot run the test, if it cannot.

@@ -15,20 +15,30 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    FileAttr, FileType, Filesystem, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
+    BsdFileFlags, Errno, FileAttr, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use raftwal::fs::{FileHandle, Fs};
 use raftwal::sim::SimFs;
 
 /// Attributes are not cached by the kernel: sizes change under it after a power loss.
 const TTL: Duration = Duration::ZERO;
-const ROOT: u64 = fuser::FUSE_ROOT_ID;
+const ROOT: u64 = INodeNo::ROOT.0;
+/// As a local file system does, the kernel keeps a file's cached pages across opens: after a
+/// failed fsync they go on showing what this file system lost.
+const KEEP_CACHE: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
 
+/// The file system; the kernel's requests come in on one thread, each under the lock.
 pub struct CutFs {
+    state: Mutex<State>,
+}
+
+struct State {
     sim: SimFs,
     /// Directories, by path; `/` is the root.
     dirs: BTreeSet<PathBuf>,
@@ -40,12 +50,12 @@ pub struct CutFs {
     next_fh: u64,
 }
 
-fn errno(error: &io::Error) -> i32 {
-    error.raw_os_error().unwrap_or(match error.kind() {
+fn errno(error: &io::Error) -> Errno {
+    Errno::from_i32(error.raw_os_error().unwrap_or(match error.kind() {
         io::ErrorKind::NotFound => libc::ENOENT,
         io::ErrorKind::AlreadyExists => libc::EEXIST,
         _ => libc::EIO,
-    })
+    }))
 }
 
 impl CutFs {
@@ -53,7 +63,7 @@ impl CutFs {
     pub fn new(sim: &SimFs, dirs: BTreeSet<PathBuf>) -> CutFs {
         let mut dirs = dirs;
         dirs.insert(PathBuf::from("/"));
-        let mut fs = CutFs {
+        let mut state = State {
             sim: sim.process(),
             dirs,
             inos: HashMap::new(),
@@ -62,11 +72,18 @@ impl CutFs {
             handles: HashMap::new(),
             next_fh: 1,
         };
-        fs.inos.insert(ROOT, PathBuf::from("/"));
-        fs.paths.insert(PathBuf::from("/"), ROOT);
-        fs
+        state.inos.insert(ROOT, PathBuf::from("/"));
+        state.paths.insert(PathBuf::from("/"), ROOT);
+        CutFs { state: Mutex::new(state) }
     }
 
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic under the lock fails the test anyway; what it left is still worth serving.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
     fn ino(&mut self, path: &Path) -> u64 {
         if let Some(&ino) = self.paths.get(path) {
             return ino;
@@ -85,15 +102,15 @@ impl CutFs {
         }
     }
 
-    fn path(&self, ino: u64) -> Option<PathBuf> {
-        self.inos.get(&ino).cloned()
+    fn path(&self, ino: INodeNo) -> Option<PathBuf> {
+        self.inos.get(&ino.0).cloned()
     }
 
-    fn child(&self, parent: u64, name: &OsStr) -> Option<PathBuf> {
+    fn child(&self, parent: INodeNo, name: &OsStr) -> Option<PathBuf> {
         Some(self.path(parent)?.join(name))
     }
 
-    fn attr(&mut self, path: &Path) -> Result<FileAttr, i32> {
+    fn attr(&mut self, path: &Path) -> Result<FileAttr, Errno> {
         let ino = self.ino(path);
         let (kind, size, perm) = if self.dirs.contains(path) {
             (FileType::Directory, 0, 0o755)
@@ -103,7 +120,7 @@ impl CutFs {
         };
         let now = SystemTime::UNIX_EPOCH;
         Ok(FileAttr {
-            ino,
+            ino: INodeNo(ino),
             size,
             blocks: size.div_ceil(512),
             atime: now,
@@ -130,34 +147,36 @@ impl CutFs {
 
     fn reply_entry(&mut self, path: &Path, reply: ReplyEntry) {
         match self.attr(path) {
-            Ok(attr) => reply.entry(&TTL, &attr, 0),
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(error) => reply.error(error),
         }
     }
 
-    fn add_handle(&mut self, file: Box<dyn FileHandle>) -> u64 {
+    fn add_handle(&mut self, file: Box<dyn FileHandle>) -> fuser::FileHandle {
         let fh = self.next_fh;
         self.next_fh += 1;
         self.handles.insert(fh, file);
-        fh
+        fuser::FileHandle(fh)
     }
 }
 
 impl Filesystem for CutFs {
-    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
-        self.reply_entry(&path, reply);
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let mut state = self.state();
+        let Some(path) = state.child(parent, name) else { return reply.error(Errno::ENOENT) };
+        state.reply_entry(&path, reply);
     }
 
-    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        let Some(path) = self.path(ino) else { return reply.error(libc::ENOENT) };
-        self.reply_attr(&path, reply);
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<fuser::FileHandle>, reply: ReplyAttr) {
+        let mut state = self.state();
+        let Some(path) = state.path(ino) else { return reply.error(Errno::ENOENT) };
+        state.reply_attr(&path, reply);
     }
 
     fn setattr(
-        &mut self,
-        _req: &Request<'_>,
-        ino: u64,
+        &self,
+        _req: &Request,
+        ino: INodeNo,
         _mode: Option<u32>,
         _uid: Option<u32>,
         _gid: Option<u32>,
@@ -165,42 +184,45 @@ impl Filesystem for CutFs {
         _atime: Option<TimeOrNow>,
         _mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<u64>,
+        _fh: Option<fuser::FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
-        _flags: Option<u32>,
+        _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let Some(path) = self.path(ino) else { return reply.error(libc::ENOENT) };
+        let mut state = self.state();
+        let Some(path) = state.path(ino) else { return reply.error(Errno::ENOENT) };
         if let Some(size) = size {
-            let resized = self.sim.open(&path).and_then(|file| file.set_len(size));
+            let resized = state.sim.open(&path).and_then(|file| file.set_len(size));
             if let Err(error) = resized {
                 return reply.error(errno(&error));
             }
         }
-        self.reply_attr(&path, reply);
+        state.reply_attr(&path, reply);
     }
 
     fn mkdir(
-        &mut self,
-        _req: &Request<'_>,
-        parent: u64,
+        &self,
+        _req: &Request,
+        parent: INodeNo,
         name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
-        self.dirs.insert(path.clone());
-        self.reply_entry(&path, reply);
+        let mut state = self.state();
+        let Some(path) = state.child(parent, name) else { return reply.error(Errno::ENOENT) };
+        state.dirs.insert(path.clone());
+        state.reply_entry(&path, reply);
     }
 
-    fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
-        match self.sim.remove(&path) {
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let mut state = self.state();
+        let Some(path) = state.child(parent, name) else { return reply.error(Errno::ENOENT) };
+        match state.sim.remove(&path) {
             Ok(()) => {
-                self.forget(&path);
+                state.forget(&path);
                 reply.ok();
             }
             Err(error) => reply.error(errno(&error)),
@@ -208,24 +230,25 @@ impl Filesystem for CutFs {
     }
 
     fn rename(
-        &mut self,
-        _req: &Request<'_>,
-        parent: u64,
+        &self,
+        _req: &Request,
+        parent: INodeNo,
         name: &OsStr,
-        newparent: u64,
+        newparent: INodeNo,
         newname: &OsStr,
-        _flags: u32,
+        _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (Some(from), Some(to)) = (self.child(parent, name), self.child(newparent, newname)) else {
-            return reply.error(libc::ENOENT);
+        let mut state = self.state();
+        let (Some(from), Some(to)) = (state.child(parent, name), state.child(newparent, newname)) else {
+            return reply.error(Errno::ENOENT);
         };
-        match self.sim.rename(&from, &to) {
+        match state.sim.rename(&from, &to) {
             Ok(()) => {
-                self.forget(&to);
-                if let Some(ino) = self.paths.remove(&from) {
-                    self.inos.insert(ino, to.clone());
-                    self.paths.insert(to, ino);
+                state.forget(&to);
+                if let Some(ino) = state.paths.remove(&from) {
+                    state.inos.insert(ino, to.clone());
+                    state.paths.insert(to, ino);
                 }
                 reply.ok();
             }
@@ -233,34 +256,33 @@ impl Filesystem for CutFs {
         }
     }
 
-    fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        let Some(path) = self.path(ino) else { return reply.error(libc::ENOENT) };
-        match self.sim.open(&path) {
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let mut state = self.state();
+        let Some(path) = state.path(ino) else { return reply.error(Errno::ENOENT) };
+        match state.sim.open(&path) {
             Ok(file) => {
-                let fh = self.add_handle(file);
-                // As a local file system does, the kernel keeps a file's cached pages across
-                // opens: after a failed fsync they go on showing what this file system lost.
-                reply.opened(fh, fuser::consts::FOPEN_KEEP_CACHE);
+                let fh = state.add_handle(file);
+                reply.opened(fh, KEEP_CACHE);
             }
             Err(error) => reply.error(errno(&error)),
         }
     }
 
     fn read(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        offset: i64,
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: fuser::FileHandle,
+        offset: u64,
         size: u32,
-        _flags: i32,
-        _lock_owner: Option<u64>,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(file) = self.handles.get(&fh) else { return reply.error(libc::EBADF) };
+        let state = self.state();
+        let Some(file) = state.handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         let read = (|| {
             let len = file.size()?;
-            let offset = u64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
             let mut buf = vec![0; len.saturating_sub(offset).min(u64::from(size)) as usize];
             file.read_exact_at(&mut buf, offset)?;
             Ok(buf)
@@ -272,27 +294,35 @@ impl Filesystem for CutFs {
     }
 
     fn write(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        offset: i64,
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: fuser::FileHandle,
+        offset: u64,
         data: &[u8],
-        _write_flags: u32,
-        _flags: i32,
-        _lock_owner: Option<u64>,
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let Some(file) = self.handles.get(&fh) else { return reply.error(libc::EBADF) };
-        let Ok(offset) = u64::try_from(offset) else { return reply.error(libc::EINVAL) };
+        let state = self.state();
+        let Some(file) = state.handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         match file.write_all_at(data, offset) {
             Ok(()) => reply.written(data.len() as u32),
             Err(error) => reply.error(errno(&error)),
         }
     }
 
-    fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _datasync: bool, reply: ReplyEmpty) {
-        let Some(file) = self.handles.get(&fh) else { return reply.error(libc::EBADF) };
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: fuser::FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let state = self.state();
+        let Some(file) = state.handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         match file.sync_data() {
             Ok(()) => reply.ok(),
             Err(error) => {
@@ -305,79 +335,98 @@ impl Filesystem for CutFs {
     }
 
     fn release(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        _flags: i32,
-        _lock_owner: Option<u64>,
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: fuser::FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.remove(&fh);
+        self.state().handles.remove(&fh.0);
         reply.ok();
     }
 
-    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
-        let Some(dir) = self.path(ino) else { return reply.error(libc::ENOENT) };
-        let files = match self.sim.list(&dir) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: fuser::FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let mut state = self.state();
+        let Some(dir) = state.path(ino) else { return reply.error(Errno::ENOENT) };
+        let files = match state.sim.list(&dir) {
             Ok(names) => names,
             Err(error) => return reply.error(errno(&error)),
         };
-        let subdirs: Vec<String> = self
+        let subdirs: Vec<String> = state
             .dirs
             .iter()
             .filter(|path| path.parent() == Some(&dir))
             .filter_map(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
             .collect();
-        let mut entries =
-            vec![(ino, FileType::Directory, ".".to_string()), (ino, FileType::Directory, "..".to_string())];
+        let mut entries = vec![
+            (ino.0, FileType::Directory, ".".to_string()),
+            (ino.0, FileType::Directory, "..".to_string()),
+        ];
         for name in subdirs {
-            let ino = self.ino(&dir.join(&name));
+            let ino = state.ino(&dir.join(&name));
             entries.push((ino, FileType::Directory, name));
         }
         for name in files {
-            let ino = self.ino(&dir.join(&name));
+            let ino = state.ino(&dir.join(&name));
             entries.push((ino, FileType::RegularFile, name));
         }
         for (at, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
-            if reply.add(ino, at as i64 + 1, kind, name) {
+            if reply.add(INodeNo(ino), at as u64 + 1, kind, name) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn fsyncdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
-        let Some(dir) = self.path(ino) else { return reply.error(libc::ENOENT) };
-        match self.sim.sync_dir(&dir) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: fuser::FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let state = self.state();
+        let Some(dir) = state.path(ino) else { return reply.error(Errno::ENOENT) };
+        match state.sim.sync_dir(&dir) {
             Ok(()) => reply.ok(),
             Err(error) => reply.error(errno(&error)),
         }
     }
 
     fn create(
-        &mut self,
-        _req: &Request<'_>,
-        parent: u64,
+        &self,
+        _req: &Request,
+        parent: INodeNo,
         name: &OsStr,
         mode: u32,
         _umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let Some(path) = self.child(parent, name) else { return reply.error(libc::ENOENT) };
-        let created = match self.sim.create_new(&path, mode) {
+        let mut state = self.state();
+        let Some(path) = state.child(parent, name) else { return reply.error(Errno::ENOENT) };
+        let created = match state.sim.create_new(&path, mode) {
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists && flags & libc::O_EXCL == 0 => {
-                self.sim.open(&path)
+                state.sim.open(&path)
             }
             created => created,
         };
         match created {
             Ok(file) => {
-                let fh = self.add_handle(file);
-                match self.attr(&path) {
-                    Ok(attr) => reply.created(&TTL, &attr, 0, fh, fuser::consts::FOPEN_KEEP_CACHE),
+                let fh = state.add_handle(file);
+                match state.attr(&path) {
+                    Ok(attr) => reply.created(&TTL, &attr, Generation(0), fh, KEEP_CACHE),
                     Err(error) => reply.error(error),
                 }
             }
