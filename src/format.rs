@@ -18,14 +18,16 @@
 //! multiple of `RECORD_ALIGN`:
 //!
 //! ```text
-//! { record_bytes u32 | crc u32 | kind u8 | flags u8 | reserved [2] | group u32 | index u64 | term u64 | payload | zero pad }
+//! { record_bytes u32 | crc u32 | kind u8 | flags u8 | tag u16 | group u32 | index u64 | term u64 | payload | zero pad }
 //! ```
 //!
 //! `record_bytes` counts header and payload but not the pad, so it is never below
 //! `RECORD_HEADER_BYTES` and a zero there means "no record here". `crc` is crc32c, seeded with
 //! the segment's identity (`segment_seed`), over `record_bytes` and everything from `kind` to the
 //! end of the payload: a record copied from another segment, or left over from an earlier life
-//! of the file, does not validate.
+//! of the file, does not validate. `tag` is the low 16 bits of that seed, so that such a record
+//! is told apart before its checksum is computed (the stale bytes of a recycled file are mostly
+//! whole records of an earlier life).
 
 use std::fmt;
 
@@ -64,13 +66,10 @@ impl fmt::Display for SegmentId {
 pub const SEGMENT_SUFFIX: &str = ".seg";
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
-/// Version 4: the layout described in this module. Version 3 had no header flags (its reserved
-/// bytes were zeros, so it reads as version 4 without recycled files); version 2 had no
-/// `segment_bytes` in the header, version 1 no `Metadata` record. Neither of those was
-/// released, and both are refused like any other version.
+/// Version 4: the layout described in this module. Version 3 had neither header flags nor record
+/// tags, version 2 no `segment_bytes` in the header, version 1 no `Metadata` record; none was
+/// released, and all are refused like any other version.
 pub const FORMAT_VERSION: u32 = 4;
-/// The oldest version `decode_segment_header` accepts.
-const FORMAT_VERSION_OLDEST_READ: u32 = 3;
 /// Header flag: a recycled file, whose bytes after the log's end are stale, not zeros.
 pub const HEADER_RECYCLED: u32 = 1;
 
@@ -89,7 +88,8 @@ const LEN_AT: usize = 0;
 const CRC_AT: usize = LEN_AT + 4;
 const KIND_AT: usize = CRC_AT + 4;
 const FLAGS_AT: usize = KIND_AT + 1;
-const GROUP_AT: usize = KIND_AT + 4;
+const TAG_AT: usize = FLAGS_AT + 1;
+const GROUP_AT: usize = TAG_AT + 2;
 const INDEX_AT: usize = GROUP_AT + 4;
 const TERM_AT: usize = INDEX_AT + 8;
 pub const RECORD_HEADER_BYTES: usize = TERM_AT + 8;
@@ -236,13 +236,11 @@ pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<Segmen
         return Err(HeaderFault::Checksum);
     }
     let version = read_u32(header, VERSION_AT);
-    if !(FORMAT_VERSION_OLDEST_READ..=FORMAT_VERSION).contains(&version)
-        || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES
-    {
+    if version != FORMAT_VERSION || read_u32(header, HEADER_BYTES_AT) as usize != SEGMENT_HEADER_BYTES {
         return Err(HeaderFault::Version(version));
     }
     let flags = read_u32(header, HEADER_FLAGS_AT);
-    if flags & !HEADER_RECYCLED != 0 || (version < 4 && flags != 0) {
+    if flags & !HEADER_RECYCLED != 0 {
         return Err(HeaderFault::Flags(flags));
     }
     let id = read_u64(header, SEGMENT_ID_AT);
@@ -283,7 +281,8 @@ pub fn encode_record(buf: &mut Vec<u8>, seed: u32, head: RecordHead, payload: &[
     let start = buf.len();
     buf.extend_from_slice(&(record_bytes as u32).to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&[head.kind as u8, head.flags, 0, 0]);
+    buf.extend_from_slice(&[head.kind as u8, head.flags]);
+    buf.extend_from_slice(&seed_tag(seed));
     buf.extend_from_slice(&head.group.to_le_bytes());
     buf.extend_from_slice(&head.index.to_le_bytes());
     buf.extend_from_slice(&head.term.to_le_bytes());
@@ -291,6 +290,11 @@ pub fn encode_record(buf: &mut Vec<u8>, seed: u32, head: RecordHead, payload: &[
     let crc = record_crc(seed, &buf[start..start + record_bytes]);
     buf[start + CRC_AT..start + KIND_AT].copy_from_slice(&crc.to_le_bytes());
     buf.resize(start + record_bytes.next_multiple_of(RECORD_ALIGN), 0);
+}
+
+/// The tag every record of a segment carries: the low 16 bits of its seed.
+fn seed_tag(seed: u32) -> [u8; 2] {
+    (seed as u16).to_le_bytes()
 }
 
 fn record_crc(seed: u32, record: &[u8]) -> u32 {
@@ -320,8 +324,6 @@ pub enum RecordFault {
     Checksum,
     /// The checksum matches but the kind is unknown to this version.
     UnknownKind(u8),
-    /// The checksum matches but the reserved header bytes are not zero.
-    Reserved,
 }
 
 impl fmt::Display for RecordFault {
@@ -332,7 +334,6 @@ impl fmt::Display for RecordFault {
             RecordFault::BadLength => f.write_str("record length below the header size"),
             RecordFault::Checksum => f.write_str("record checksum mismatch"),
             RecordFault::UnknownKind(kind) => write!(f, "unknown record kind {kind}"),
-            RecordFault::Reserved => f.write_str("reserved record header bytes are not zero"),
         }
     }
 }
@@ -364,15 +365,14 @@ fn decode(bytes: &[u8], seed: Option<u32>) -> Result<Record<'_>, RecordFault> {
         return Err(RecordFault::BadLength);
     }
     let record = bytes.get(..record_bytes).ok_or(RecordFault::Short)?;
+    // A record of another seed fails its checksum too; the tag says so without computing it.
     if let Some(seed) = seed
-        && record_crc(seed, record) != read_u32(record, CRC_AT)
+        && (record[TAG_AT..GROUP_AT] != seed_tag(seed)
+            || record_crc(seed, record) != read_u32(record, CRC_AT))
     {
         return Err(RecordFault::Checksum);
     }
     let kind = Kind::from_u8(record[KIND_AT]).ok_or(RecordFault::UnknownKind(record[KIND_AT]))?;
-    if record[FLAGS_AT + 1..GROUP_AT] != [0, 0] {
-        return Err(RecordFault::Reserved);
-    }
     Ok(Record {
         head: RecordHead {
             kind,
@@ -405,14 +405,14 @@ pub fn batch_claim(bytes: &[u8], seed: u32) -> Option<u64> {
 }
 
 /// The aligned length of the record that starts `bytes`, if one that validates for `seed` does.
-/// Only words framed like a record (a known kind, zero reserved bytes, a length that fits) are
-/// checksummed: looking for one at every word of a region of stale records costs about one
-/// checksum pass over it.
+/// Only words framed like a record of this seed (its tag, a known kind, a length that fits) are
+/// checksummed: the records of earlier lives in a recycled file carry other tags, so looking for
+/// one at every word of such a region costs one pass of word compares.
 #[inline]
 pub fn valid_record_at(bytes: &[u8], seed: u32) -> Option<usize> {
     let header = bytes.get(..RECORD_HEADER_BYTES)?;
-    // Cheapest first: of random bytes, one word in 2^21 gets past the kind and reserved bytes.
-    let framed = header[FLAGS_AT + 1..GROUP_AT] == [0, 0]
+    // Cheapest first: of random bytes, one word in 2^21 gets past the tag and the kind.
+    let framed = header[TAG_AT..GROUP_AT] == seed_tag(seed)
         && Kind::from_u8(header[KIND_AT]).is_some()
         && (RECORD_HEADER_BYTES..=bytes.len()).contains(&(read_u32(header, LEN_AT) as usize));
     if !framed {
