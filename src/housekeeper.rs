@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 use crate::error::Error;
 use crate::format::SegmentId;
 use crate::segment::Segment;
-use crate::wal::Shared;
+use crate::wal::{Core, Shared};
 
 /// Spare segments kept preallocated ahead of the active one.
 pub const SPARES: usize = 1;
@@ -69,9 +69,7 @@ fn replenish(shared: &Shared) {
         if core.spares.len() >= SPARES || core.closing {
             return;
         }
-        let id = core.next_segment_id;
-        core.next_segment_id = id.next();
-        id
+        take_id(&mut core)
     };
     let options = &shared.options;
     let created = Segment::create(&*shared.fs, &shared.dir, id, options.segment_bytes, options.file_mode);
@@ -87,11 +85,8 @@ fn replenish(shared: &Shared) {
             }
         }
         Err(error) => {
-            // Give the id back: ids on disk must stay gapless, since recovery reads a gap as
-            // the end of a deletion.
-            assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
+            give_back_id(&mut core, id);
             shared.stats.housekeeping_failed();
-            core.next_segment_id = id;
             core.spare_error = Some(match error {
                 Error::Io(error) => error,
                 other => io::Error::other(other.to_string()),
@@ -117,18 +112,15 @@ fn delete_below(shared: &Shared, below: SegmentId) {
     let mut failed = false;
     for segment in doomed {
         // Only a segment nobody else holds (no reader, no mapping) can be written again.
-        let segment = match Arc::try_unwrap(segment) {
-            Ok(segment) if wants_recycled(shared, &segment) => match recycle(shared, segment) {
-                Ok(()) => continue,
-                Err(()) => {
-                    failed = true;
-                    continue;
-                }
-            },
-            Ok(segment) => Arc::new(segment),
-            Err(shared_segment) => shared_segment,
+        let path = match Arc::try_unwrap(segment) {
+            Ok(segment) if wants_recycled(shared, &segment) => {
+                failed |= !recycle(shared, segment);
+                continue;
+            }
+            Ok(segment) => segment.path,
+            Err(held) => held.path.clone(),
         };
-        failed |= shared.fs.remove(&segment.path).is_err();
+        failed |= shared.fs.remove(&path).is_err();
         deleted += 1;
     }
     failed |= shared.fs.sync_dir(&shared.dir).is_err();
@@ -150,16 +142,11 @@ fn wants_recycled(shared: &Shared, segment: &Segment) -> bool {
         && !core.closing
 }
 
-/// Gives an emptied segment the next id and makes it a spare. On failure the id is given back
-/// and the file is gone or left to the next open, which deletes it (a temporary name, or an id
-/// below the durable purge).
-fn recycle(shared: &Shared, segment: Segment) -> Result<(), ()> {
-    let id = {
-        let mut core = shared.core.lock();
-        let id = core.next_segment_id;
-        core.next_segment_id = id.next();
-        id
-    };
+/// Gives an emptied segment the next id and makes it a spare; false if that failed. Then the id
+/// is given back, and the file is gone or left to the next open, which deletes it (a temporary
+/// name, or an id below the durable purge).
+fn recycle(shared: &Shared, segment: Segment) -> bool {
+    let id = take_id(&mut shared.core.lock());
     let recycled = segment.recycle(&*shared.fs, &shared.dir, id);
     let mut core = shared.core.lock();
     match recycled {
@@ -167,12 +154,25 @@ fn recycle(shared: &Shared, segment: Segment) -> Result<(), ()> {
             core.spares.push_back(Arc::new(spare));
             shared.stats.segment_recycled();
             shared.progress.notify_all();
-            Ok(())
+            true
         }
         Err(_) => {
-            assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
-            core.next_segment_id = id;
-            Err(())
+            give_back_id(&mut core, id);
+            false
         }
     }
+}
+
+/// The next segment id, for a spare in the making. Only the housekeeper takes ids.
+fn take_id(core: &mut Core) -> SegmentId {
+    let id = core.next_segment_id;
+    core.next_segment_id = id.next();
+    id
+}
+
+/// Gives back the id of a spare that could not be made: ids on disk must stay gapless, since
+/// recovery reads a gap as the end of a deletion.
+fn give_back_id(core: &mut Core, id: SegmentId) {
+    assert_eq!(core.next_segment_id, id.next(), "only the housekeeper allocates ids");
+    core.next_segment_id = id;
 }

@@ -568,10 +568,10 @@ struct Tail {
 
 impl Tail {
     fn after(bytes: &[u8], stop: usize, seed: u32, recycled: bool) -> Tail {
-        let mut tail = Tail::default();
         if recycled {
             return Tail::after_recycled(bytes, stop, seed);
         }
+        let mut tail = Tail::default();
         // The usual tail, the unwritten rest of the newest segment, is zeros: check those at
         // memory speed before walking word by word.
         if bytes.get(stop..).is_none_or(is_blank) {

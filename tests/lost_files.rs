@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Fixture, Model, record_offsets, segment_paths, small_segments};
+use common::{Fixture, Model, newest_with_records, record_offsets, segment_paths, small_segments};
 use raftwal::{Error, HardState, Options, SyncMode, Wal};
 
 /// A closed log of several small segments, with a hard state.
@@ -29,15 +29,6 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             (path, bytes)
         })
         .collect()
-}
-
-/// The newest segment file holding records.
-fn newest_with_records(dir: &Path) -> PathBuf {
-    segment_paths(dir)
-        .into_iter()
-        .rev()
-        .find(|path| !record_offsets(&std::fs::read(path).unwrap()).is_empty())
-        .unwrap()
 }
 
 /// Failed as: `open` returned an empty log (no entries, no vote) and deleted every older segment

@@ -5,9 +5,12 @@
 #[macro_use]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{Fixture, entries, flip, forget_clean_close, record_offsets, segment_paths, small_segments};
+use common::{
+    Fixture, entries, flip, forget_clean_close, newest_with_records, record_offsets, segment_paths,
+    small_segments,
+};
 use raftwal::{Error, Options, RecoveryMode, Wal};
 
 /// Offset of the header's flags word; bit 0 marks a recycled file (`docs/format.md`).
@@ -16,15 +19,6 @@ const HEADER_FLAGS_AT: usize = 40;
 fn is_recycled(path: &Path) -> bool {
     let bytes = std::fs::read(path).unwrap();
     u32::from_le_bytes(bytes[HEADER_FLAGS_AT..HEADER_FLAGS_AT + 4].try_into().unwrap()) & 1 == 1
-}
-
-/// The newest segment file holding records.
-fn newest_with_records(dir: &Path) -> PathBuf {
-    segment_paths(dir)
-        .into_iter()
-        .rev()
-        .find(|path| !record_offsets(&std::fs::read(path).unwrap()).is_empty())
-        .unwrap()
 }
 
 /// Appends and purges, keeping about 40 entries, until the newest segment holding records is a

@@ -309,6 +309,15 @@ pub fn flip(path: &Path, offset: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The newest segment file in `dir` holding records.
+pub fn newest_with_records(dir: &Path) -> std::path::PathBuf {
+    segment_paths(dir)
+        .into_iter()
+        .rev()
+        .find(|path| !record_offsets(&std::fs::read(path).unwrap()).is_empty())
+        .unwrap()
+}
+
 /// Segment files in `dir`, oldest first.
 pub fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)

@@ -70,14 +70,19 @@ fn read_direct(path: &Path, seconds: f64) -> io::Result<DiskRun> {
     let mut buffer = vec![0u8; Pattern::Read1m.op_bytes() + ALIGN];
     let skip = buffer.as_ptr().align_offset(ALIGN);
     let block = &mut buffer[skip..skip + Pattern::Read1m.op_bytes()];
+    let len = block.len() as u64;
+    timed(seconds, |op| file.read_exact_at(block, op * len % PREALLOCATED_BYTES))
+}
+
+/// Runs `op` (given its number) again and again for `seconds`, timing each.
+fn timed(seconds: f64, mut op: impl FnMut(u64) -> io::Result<()>) -> io::Result<DiskRun> {
     let mut latency = report::latency_histogram();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let mut ops = 0u64;
     while Instant::now() < deadline {
-        let offset = (ops * block.len() as u64) % PREALLOCATED_BYTES;
         let begun = Instant::now();
-        file.read_exact_at(block, offset)?;
+        op(ops)?;
         latency.saturating_record(begun.elapsed().as_micros() as u64);
         ops += 1;
     }
@@ -101,21 +106,13 @@ pub fn measure(dir: &Path, pattern: Pattern, seconds: f64) -> io::Result<DiskRun
         }
     };
     let block = vec![0xa5u8; pattern.op_bytes()];
-    let mut latency = report::latency_histogram();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(seconds);
-    let mut ops = 0u64;
-    while Instant::now() < deadline {
-        let offset = (ops * block.len() as u64) % PREALLOCATED_BYTES;
-        let offset = if pattern == Pattern::Append4k { ops * block.len() as u64 } else { offset };
-        let begun = Instant::now();
+    let len = block.len() as u64;
+    let run = timed(seconds, |op| {
+        let offset = if pattern == Pattern::Append4k { op * len } else { op * len % PREALLOCATED_BYTES };
         file.write_all_at(&block, offset)?;
-        file.sync_data()?;
-        latency.saturating_record(begun.elapsed().as_micros() as u64);
-        ops += 1;
-    }
-    let elapsed = started.elapsed();
+        file.sync_data()
+    })?;
     drop(file);
     std::fs::remove_file(&path)?;
-    Ok(DiskRun { ops, elapsed, latency })
+    Ok(run)
 }

@@ -22,6 +22,14 @@ pub struct Purge {
     pub keep: u64,
 }
 
+impl Purge {
+    /// The last index to compact away, when appends moved the next index from `before` to
+    /// `next` past a multiple of `every`; the same points for every engine.
+    pub fn upto(self, before: u64, next: u64) -> Option<u64> {
+        (next / self.every > before / self.every && next > self.keep).then(|| next - 1 - self.keep)
+    }
+}
+
 /// One closed-loop writer of the independent workload.
 pub trait Appender: Send {
     /// Appends one entry and returns once it is durable.
@@ -221,11 +229,9 @@ impl Engine for RaftwalEngine {
                     })
                     .map_err(|error| error.to_string())?;
                 next += 1;
-                if let Some(purge) =
-                    purge.filter(|purge| next.is_multiple_of(purge.every) && next > purge.keep)
-                {
+                if let Some(upto) = purge.and_then(|purge| purge.upto(next - 1, next)) {
                     // Ordered after the appends before it; nothing waits for it.
-                    drop(self.wal.purge(next - 1 - purge.keep).map_err(|error| error.to_string())?);
+                    drop(self.wal.purge(upto).map_err(|error| error.to_string())?);
                 }
                 Ok(())
             },

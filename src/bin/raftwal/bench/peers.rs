@@ -104,10 +104,8 @@ impl Engine for RaftEngine {
                 for at in submitted {
                     let _ = done.send(written.clone().map(|()| at.elapsed()));
                 }
-                if let Some(purge) =
-                    purge.filter(|purge| next / purge.every > before / purge.every && next > purge.keep)
-                {
-                    engine.compact_to(GROUP, next - purge.keep);
+                if let Some(upto) = purge.and_then(|purge| purge.upto(before, next)) {
+                    engine.compact_to(GROUP, upto + 1);
                     if let Err(failed) = engine.purge_expired_files() {
                         eprintln!("raft-engine purge_expired_files: {failed}");
                     }
@@ -296,11 +294,9 @@ impl Engine for RaftLog {
             || {
                 let index = self.submit(|index| payload.at(index).to_vec(), done.clone())?;
                 submitted_at.borrow_mut().push_back(Instant::now());
-                if let Some(purge) =
-                    purge.filter(|purge| (index + 1).is_multiple_of(purge.every) && index > purge.keep)
-                {
+                if let Some(upto) = purge.and_then(|purge| purge.upto(index, index + 1)) {
                     let mut log = self.log.lock().map_err(error)?;
-                    log.purge((1, index - purge.keep)).map_err(error)?;
+                    log.purge((1, upto)).map_err(error)?;
                 }
                 Ok(())
             },

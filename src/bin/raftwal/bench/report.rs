@@ -582,25 +582,18 @@ pub fn plot(path: &Path, measurements: &[Measurement]) -> Result<(), String> {
             name: |engine, bytes| format!("{engine} {}", size_name(bytes)),
         });
     }
-    if !pipelined.is_empty() {
+    let by_size = [
+        (format!("pipelined: one writer, {in_flight_seen} appends in flight"), pipelined),
+        (format!("steady: pipelined, {in_flight_seen} in flight, purging"), steady),
+    ];
+    for (caption, lines) in by_size.into_iter().filter(|(_, lines)| !lines.is_empty()) {
         panels.push(Panel {
-            caption: format!("pipelined: one writer, {in_flight_seen} appends in flight"),
+            caption,
             x_desc: "entry bytes",
             y_desc: "entries/s",
             x_labels: sizes_seen.iter().map(|&b| ((b as f64).log2(), size_name(b))).collect(),
-            y_labels: decade_labels(&pipelined, |decade| short_count(10f64.powf(decade))),
-            lines: pipelined,
-            name: |engine, _| engine.to_string(),
-        });
-    }
-    if !steady.is_empty() {
-        panels.push(Panel {
-            caption: format!("steady: pipelined, {in_flight_seen} in flight, purging"),
-            x_desc: "entry bytes",
-            y_desc: "entries/s",
-            x_labels: sizes_seen.iter().map(|&b| ((b as f64).log2(), size_name(b))).collect(),
-            y_labels: decade_labels(&steady, |decade| short_count(10f64.powf(decade))),
-            lines: steady,
+            y_labels: decade_labels(&lines, |decade| short_count(10f64.powf(decade))),
+            lines,
             name: |engine, _| engine.to_string(),
         });
     }
