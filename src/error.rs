@@ -103,6 +103,24 @@ pub enum Error {
         next: u64,
     },
 
+    /// No live group has this id: it was never created, or was removed.
+    #[error("no group {id}")]
+    NoGroup {
+        /// The id asked for.
+        id: u64,
+    },
+
+    /// A group with this id exists already.
+    #[error("group {id} exists")]
+    GroupExists {
+        /// The id asked for.
+        id: u64,
+    },
+
+    /// The default group (id 0) is in every log and cannot be removed.
+    #[error("the default group cannot be removed")]
+    DefaultGroup,
+
     /// An append was given no entries.
     #[error("empty entry batch")]
     EmptyBatch,

@@ -21,7 +21,10 @@
 //! { record_bytes u32 | crc u32 | kind u8 | flags u8 | tag u16 | group u32 | index u64 | term u64 | payload | zero pad }
 //! ```
 //!
-//! `record_bytes` counts header and payload but not the pad, so it is never below
+//! `group` is the slot of the group the record belongs to (zero in `Batch` and `Checkpoint`
+//! records, which belong to the whole log): a number the log gives each group it creates and
+//! never gives again, so a group removed and created again under the same id does not see the
+//! records of its earlier incarnation. `record_bytes` counts header and payload but not the pad, so it is never below
 //! `RECORD_HEADER_BYTES` and a zero there means "no record here". `crc` is crc32c, seeded with
 //! the segment's identity (`segment_seed`), over `record_bytes` and everything from `kind` to the
 //! end of the payload: a record copied from another segment, or left over from an earlier life
@@ -31,7 +34,7 @@
 
 use std::fmt;
 
-use crate::value::{HardState, LogId, SnapshotMeta};
+use crate::value::{HardState, LogId};
 
 /// Identifies a segment file. Ids only grow within a directory and are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,10 +69,10 @@ impl fmt::Display for SegmentId {
 pub const SEGMENT_SUFFIX: &str = ".seg";
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
-/// Version 4: the layout described in this module. Version 3 had neither header flags nor record
-/// tags, version 2 no `segment_bytes` in the header, version 1 no `Metadata` record; none was
+/// Version 5: the layout described in this module. Version 4 had no groups (its checkpoint held
+/// one log's state in fixed fields), version 3 neither header flags nor record tags, version 2 no `segment_bytes` in the header, version 1 no `Metadata` record; none was
 /// released, and all are refused like any other version.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Header flag: a recycled file, whose bytes after the log's end are stale, not zeros.
 pub const HEADER_RECYCLED: u32 = 1;
 
@@ -130,6 +133,11 @@ pub enum Kind {
     /// Payload = the caller's opaque metadata (an adapter's vote, commit point, configuration);
     /// the latest one replaces any earlier.
     Metadata = 8,
+    /// Creates a group: `group` is its new slot (the checkpoint's `next_slot`, which it then
+    /// advances), payload `{ id u64 }`, the caller's id, not held by a live group.
+    GroupCreate = 9,
+    /// Removes the group in slot `group`, with everything it holds. Empty payload.
+    GroupRemove = 10,
 }
 
 impl Kind {
@@ -143,6 +151,8 @@ impl Kind {
             6 => Kind::Checkpoint,
             7 => Kind::Batch,
             8 => Kind::Metadata,
+            9 => Kind::GroupCreate,
+            10 => Kind::GroupRemove,
             _ => return None,
         })
     }
@@ -159,6 +169,8 @@ impl Kind {
             Kind::Checkpoint => "checkpoint",
             Kind::Batch => "batch",
             Kind::Metadata => "metadata",
+            Kind::GroupCreate => "group_create",
+            Kind::GroupRemove => "group_remove",
         }
     }
 }
@@ -256,6 +268,9 @@ pub fn decode_segment_header(bytes: &[u8], expected: SegmentId) -> Result<Segmen
 
 /// `Kind::Snapshot` flag: the entries after the snapshot index stayed.
 pub const SNAPSHOT_KEEPS_LOG: u8 = 1;
+/// `Kind::Entry` flag: a copy of a live entry, moved out of an older segment so that segment can
+/// go; it takes the place of the entry with its index (the same term and data).
+pub const ENTRY_RELOCATED: u8 = 1;
 
 /// The fields of a record other than its payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,130 +485,258 @@ pub fn record_bytes(header: &[u8; RECORD_HEADER_BYTES]) -> usize {
     read_u32(header, LEN_AT) as usize
 }
 
-/// Payload of a `Kind::Checkpoint` record: the whole state of the log when its segment began,
-/// so that every older segment can be deleted without losing anything still live.
+/// Payload of a `Kind::Checkpoint` record: the whole state of every group when its segment
+/// began, so that every older segment can be deleted without losing anything still live. All
+/// numbers are LEB128 varints (7 bits a byte, low first), so an idle group costs about ten bytes:
 ///
 /// ```text
-/// { first u64 | next u64 | purged_index u64 | purged_term u64 | flags u64
-///   | hs_term u64 | hs_vote u64 | hs_commit u64 | snapshot_index u64 | snapshot_term u64
-///   | snapshot_bytes u64 | snapshot_data [snapshot_bytes] | metadata [..] }
+/// { next_slot | groups | group* }
+/// group = { slot | id | flags u8 | first | next - first
+///           | [purged_index | purged_term]        if flags bit 1
+///           | [hs_term | hs_vote | hs_commit]     if flags bit 2
+///           | [snapshot_index | snapshot_term | snapshot_bytes | snapshot_data]  if flags bit 3
+///           | [metadata_bytes | metadata]         if flags bit 4 }
 /// ```
 ///
-/// flags bit 0: anchored (the next index is fixed); bit 1: `purged_*` are set; bit 2: the hard
-/// state is set; bit 3: a snapshot is set; bit 4: metadata is set (it runs to the end of the
-/// payload). Fields whose bit is clear are zero or empty.
+/// flags bit 0: anchored (the next index is fixed). Groups come in ascending slot order, every
+/// slot below `next_slot`; slot 0 is the default group and is always there.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Checkpoint {
+pub struct Checkpoint<'a> {
+    /// The slot the next created group gets: slots are never reused, so a record names one
+    /// incarnation of a group.
+    pub next_slot: u32,
+    pub groups: Vec<GroupCheckpoint<'a>>,
+}
+
+/// One group's state in a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupCheckpoint<'a> {
+    pub slot: u32,
+    pub id: u64,
+    pub log: LogCheckpoint<'a>,
+}
+
+/// One group's log state in a checkpoint, borrowing its byte fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogCheckpoint<'a> {
     pub first: u64,
     pub next: u64,
     pub anchored: bool,
     pub purged: Option<LogId>,
     pub hard_state: Option<HardState>,
-    pub snapshot: Option<SnapshotMeta>,
-    pub metadata: Option<Vec<u8>>,
+    /// The snapshot's last entry and its data.
+    pub snapshot: Option<(LogId, &'a [u8])>,
+    pub metadata: Option<&'a [u8]>,
 }
 
-const CHECKPOINT_ANCHORED: u64 = 1;
-const CHECKPOINT_PURGED: u64 = 2;
-const CHECKPOINT_HARD_STATE: u64 = 4;
-const CHECKPOINT_SNAPSHOT: u64 = 8;
-const CHECKPOINT_METADATA: u64 = 16;
-const CHECKPOINT_FIXED_BYTES: usize = 88;
+const CHECKPOINT_ANCHORED: u8 = 1;
+const CHECKPOINT_PURGED: u8 = 2;
+const CHECKPOINT_HARD_STATE: u8 = 4;
+const CHECKPOINT_SNAPSHOT: u8 = 8;
+const CHECKPOINT_METADATA: u8 = 16;
+const CHECKPOINT_FLAGS_KNOWN: u8 =
+    CHECKPOINT_ANCHORED | CHECKPOINT_PURGED | CHECKPOINT_HARD_STATE | CHECKPOINT_SNAPSHOT | CHECKPOINT_METADATA;
 pub const HARD_STATE_PAYLOAD_BYTES: usize = 24;
 pub const BATCH_PAYLOAD_BYTES: usize = 8;
+/// Payload of a `Kind::GroupCreate` record: `{ id u64 }`.
+pub const GROUP_CREATE_PAYLOAD_BYTES: usize = 8;
+/// The fewest bytes a group adds to a checkpoint.
+pub const GROUP_CHECKPOINT_BYTES_MIN: usize = 5;
 
-impl Checkpoint {
-    pub fn encoded_bytes(&self) -> usize {
-        CHECKPOINT_FIXED_BYTES
-            + self.snapshot.as_ref().map_or(0, |meta| meta.data.len())
-            + self.metadata.as_ref().map_or(0, Vec::len)
+impl<'a> Checkpoint<'a> {
+    /// Bytes of the checkpoint's header, before its groups.
+    pub fn header_bytes(next_slot: u32, groups: usize) -> usize {
+        let mut counter = Counter(0);
+        put_varint(&mut counter, u64::from(next_slot));
+        put_varint(&mut counter, groups as u64);
+        counter.0
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let purged = self.purged.unwrap_or_default();
-        let hard_state = self.hard_state.unwrap_or_default();
-        let (snapshot_index, snapshot_term, data) = match &self.snapshot {
-            Some(meta) => (meta.index, meta.term, meta.data.as_slice()),
-            None => (0, 0, &[][..]),
-        };
+    /// Encodes a checkpoint of `count` groups, given in ascending slot order.
+    pub fn encode<'g>(next_slot: u32, count: usize, groups: impl Iterator<Item = GroupCheckpoint<'g>>) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, u64::from(next_slot));
+        put_varint(&mut out, count as u64);
+        let mut written = 0;
+        for group in groups {
+            group.write(&mut out);
+            written += 1;
+        }
+        assert_eq!(written, count, "checkpoint group count");
+        out
+    }
+
+    /// Decodes a checkpoint, borrowing from `payload`; `None` if the bytes are not one this
+    /// version writes. Every checkpoint has exactly one encoding, so equal states encode equal.
+    pub fn decode(payload: &'a [u8]) -> Option<Checkpoint<'a>> {
+        let mut input = payload;
+        let next_slot = u32::try_from(take_varint(&mut input)?).ok()?;
+        let count = take_varint(&mut input)?;
+        // Every group takes at least GROUP_CHECKPOINT_BYTES_MIN: no count makes this allocate much.
+        let mut groups = Vec::with_capacity(usize::try_from(count).ok()?.min(input.len() / GROUP_CHECKPOINT_BYTES_MIN));
+        for _ in 0..count {
+            let slot = u32::try_from(take_varint(&mut input)?).ok()?;
+            let in_order = groups.last().is_none_or(|last: &GroupCheckpoint<'_>| last.slot < slot);
+            let default_first = !groups.is_empty() || slot == 0;
+            if !in_order || !default_first || slot >= next_slot {
+                return None;
+            }
+            let id = take_varint(&mut input)?;
+            let (&flags, rest) = input.split_first()?;
+            input = rest;
+            if flags & !CHECKPOINT_FLAGS_KNOWN != 0 {
+                return None;
+            }
+            let first = take_varint(&mut input)?;
+            let next = first.checked_add(take_varint(&mut input)?)?;
+            let has = |bit| flags & bit != 0;
+            let purged = match has(CHECKPOINT_PURGED) {
+                true => Some(LogId { index: take_varint(&mut input)?, term: take_varint(&mut input)? }),
+                false => None,
+            };
+            let hard_state = match has(CHECKPOINT_HARD_STATE) {
+                true => Some(HardState {
+                    term: take_varint(&mut input)?,
+                    vote: take_varint(&mut input)?,
+                    commit: take_varint(&mut input)?,
+                }),
+                false => None,
+            };
+            let snapshot = match has(CHECKPOINT_SNAPSHOT) {
+                true => {
+                    let last = LogId { index: take_varint(&mut input)?, term: take_varint(&mut input)? };
+                    Some((last, take_bytes(&mut input)?))
+                }
+                false => None,
+            };
+            let metadata = match has(CHECKPOINT_METADATA) {
+                true => Some(take_bytes(&mut input)?),
+                false => None,
+            };
+            let anchored = has(CHECKPOINT_ANCHORED);
+            let log = LogCheckpoint { first, next, anchored, purged, hard_state, snapshot, metadata };
+            groups.push(GroupCheckpoint { slot, id, log });
+        }
+        (input.is_empty() && !groups.is_empty()).then_some(Checkpoint { next_slot, groups })
+    }
+}
+
+impl GroupCheckpoint<'_> {
+    /// Bytes this group takes in a checkpoint.
+    pub fn encoded_bytes(&self) -> usize {
+        let mut counter = Counter(0);
+        self.write(&mut counter);
+        counter.0
+    }
+
+    fn write(&self, out: &mut impl Sink) {
+        let GroupCheckpoint { slot, id, log } = self;
+        put_varint(out, u64::from(*slot));
+        put_varint(out, *id);
         let flags = [
-            (self.anchored, CHECKPOINT_ANCHORED),
-            (self.purged.is_some(), CHECKPOINT_PURGED),
-            (self.hard_state.is_some(), CHECKPOINT_HARD_STATE),
-            (self.snapshot.is_some(), CHECKPOINT_SNAPSHOT),
-            (self.metadata.is_some(), CHECKPOINT_METADATA),
+            (log.anchored, CHECKPOINT_ANCHORED),
+            (log.purged.is_some(), CHECKPOINT_PURGED),
+            (log.hard_state.is_some(), CHECKPOINT_HARD_STATE),
+            (log.snapshot.is_some(), CHECKPOINT_SNAPSHOT),
+            (log.metadata.is_some(), CHECKPOINT_METADATA),
         ]
         .into_iter()
         .filter(|(set, _)| *set)
         .fold(0, |flags, (_, bit)| flags | bit);
-        let fixed: [u8; CHECKPOINT_FIXED_BYTES] = encode_u64s([
-            self.first,
-            self.next,
-            purged.index,
-            purged.term,
-            flags,
-            hard_state.term,
-            hard_state.vote,
-            hard_state.commit,
-            snapshot_index,
-            snapshot_term,
-            data.len() as u64,
-        ]);
-        let mut out = Vec::with_capacity(self.encoded_bytes());
-        out.extend_from_slice(&fixed);
-        out.extend_from_slice(data);
-        out.extend_from_slice(self.metadata.as_deref().unwrap_or_default());
-        out
+        out.put(&[flags]);
+        put_varint(out, log.first);
+        put_varint(out, log.next - log.first);
+        if let Some(purged) = log.purged {
+            put_varint(out, purged.index);
+            put_varint(out, purged.term);
+        }
+        if let Some(HardState { term, vote, commit }) = log.hard_state {
+            for value in [term, vote, commit] {
+                put_varint(out, value);
+            }
+        }
+        if let Some((last, data)) = log.snapshot {
+            put_varint(out, last.index);
+            put_varint(out, last.term);
+            put_bytes(out, data);
+        }
+        if let Some(metadata) = log.metadata {
+            put_bytes(out, metadata);
+        }
     }
+}
 
-    pub fn decode(payload: &[u8]) -> Option<Checkpoint> {
-        let fixed = payload.get(..CHECKPOINT_FIXED_BYTES)?;
-        let [
-            first,
-            next,
-            purged_index,
-            purged_term,
-            flags,
-            hs_term,
-            hs_vote,
-            hs_commit,
-            snapshot_index,
-            snapshot_term,
-            snapshot_bytes,
-        ] = decode_u64s::<11>(fixed)?;
-        let known = CHECKPOINT_ANCHORED
-            | CHECKPOINT_PURGED
-            | CHECKPOINT_HARD_STATE
-            | CHECKPOINT_SNAPSHOT
-            | CHECKPOINT_METADATA;
-        let rest = &payload[CHECKPOINT_FIXED_BYTES..];
-        let snapshot_bytes = usize::try_from(snapshot_bytes).ok().filter(|&bytes| bytes <= rest.len())?;
-        let (data, metadata) = rest.split_at(snapshot_bytes);
-        if flags & !known != 0
-            || (flags & CHECKPOINT_SNAPSHOT == 0 && !data.is_empty())
-            || (flags & CHECKPOINT_METADATA == 0 && !metadata.is_empty())
-        {
+/// Where `Checkpoint::write` puts bytes: a buffer, or a counter that only sizes them.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+struct Counter(usize);
+
+impl Sink for Counter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+fn put_varint(out: &mut impl Sink, mut value: u64) {
+    let mut buf = [0u8; 10];
+    let mut len = 0;
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            buf[len] = low;
+            len += 1;
+            break;
+        }
+        buf[len] = low | 0x80;
+        len += 1;
+    }
+    out.put(&buf[..len]);
+}
+
+fn put_bytes(out: &mut impl Sink, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.put(bytes);
+}
+
+/// Reads a varint off the front of `input`; `None` if it is cut off, longer than ten bytes,
+/// overflows, or is not the shortest encoding (so that every value has one encoding).
+fn take_varint(input: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (at, &byte) in input.iter().enumerate().take(10) {
+        let bits = u64::from(byte & 0x7f);
+        let shift = 7 * at as u32;
+        if shift == 63 && bits > 1 {
             return None;
         }
-        Some(Checkpoint {
-            first,
-            next,
-            anchored: flags & CHECKPOINT_ANCHORED != 0,
-            purged: (flags & CHECKPOINT_PURGED != 0)
-                .then_some(LogId { index: purged_index, term: purged_term }),
-            hard_state: (flags & CHECKPOINT_HARD_STATE != 0).then_some(HardState {
-                term: hs_term,
-                vote: hs_vote,
-                commit: hs_commit,
-            }),
-            snapshot: (flags & CHECKPOINT_SNAPSHOT != 0).then(|| SnapshotMeta {
-                index: snapshot_index,
-                term: snapshot_term,
-                data: data.to_vec(),
-            }),
-            metadata: (flags & CHECKPOINT_METADATA != 0).then(|| metadata.to_vec()),
-        })
+        value |= bits << shift;
+        if byte & 0x80 == 0 {
+            if at > 0 && byte == 0 {
+                return None;
+            }
+            *input = &input[at + 1..];
+            return Some(value);
+        }
     }
+    None
+}
+
+fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(take_varint(input)?).ok()?;
+    if len > input.len() {
+        return None;
+    }
+    let (bytes, rest) = input.split_at(len);
+    *input = rest;
+    Some(bytes)
 }
 
 /// Writes `N` little-endian u64s into `B = N * 8` bytes.
@@ -711,63 +854,113 @@ mod tests {
         assert_eq!(decode_segment_header(&header[..10], SegmentId(42)), Err(HeaderFault::Short));
     }
 
-    #[test]
-    fn checkpoint_roundtrip() {
-        for checkpoint in [
-            Checkpoint {
-                first: 0,
-                next: 0,
-                anchored: false,
-                purged: None,
-                hard_state: None,
-                snapshot: None,
-                metadata: None,
-            },
-            Checkpoint {
-                first: 11,
-                next: 20,
-                anchored: true,
-                purged: Some(LogId { index: 10, term: 4 }),
-                hard_state: Some(HardState { term: 5, vote: 2, commit: 9 }),
-                snapshot: Some(SnapshotMeta { index: 10, term: 4, data: b"membership".to_vec() }),
-                metadata: Some(b"vote".to_vec()),
-            },
-            Checkpoint {
-                first: 1,
-                next: 1,
-                anchored: true,
-                purged: None,
-                hard_state: None,
-                snapshot: Some(SnapshotMeta::default()),
-                metadata: Some(Vec::new()),
-            },
-        ] {
-            assert_eq!(checkpoint.encode().len(), checkpoint.encoded_bytes());
-            assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
-        }
+    fn group(slot: u32, id: u64, log: LogCheckpoint<'_>) -> GroupCheckpoint<'_> {
+        GroupCheckpoint { slot, id, log }
     }
 
-    #[test]
-    fn checkpoint_detects_corruption() {
-        let checkpoint = Checkpoint {
-            first: 1,
-            next: 2,
-            anchored: true,
+    fn idle(first: u64) -> LogCheckpoint<'static> {
+        LogCheckpoint {
+            first,
+            next: first,
+            anchored: false,
             purged: None,
             hard_state: None,
             snapshot: None,
             metadata: None,
-        };
-        let mut bytes = checkpoint.encode();
-        bytes[32] |= 0x80;
-        assert_eq!(Checkpoint::decode(&bytes), None);
-        assert_eq!(Checkpoint::decode(&bytes[..87]), None);
-        let mut trailing = checkpoint.encode();
+        }
+    }
+
+    fn encode(checkpoint: &Checkpoint<'_>) -> Vec<u8> {
+        Checkpoint::encode(checkpoint.next_slot, checkpoint.groups.len(), checkpoint.groups.iter().copied())
+    }
+
+    fn sample_checkpoint() -> Checkpoint<'static> {
+        Checkpoint {
+            next_slot: 9,
+            groups: vec![
+                group(0, 0, idle(0)),
+                group(
+                    3,
+                    u64::MAX,
+                    LogCheckpoint {
+                        first: 11,
+                        next: 20,
+                        anchored: true,
+                        purged: Some(LogId { index: 10, term: 4 }),
+                        hard_state: Some(HardState { term: 5, vote: 2, commit: u64::MAX }),
+                        snapshot: Some((LogId { index: 10, term: 4 }, b"membership")),
+                        metadata: Some(b"vote"),
+                    },
+                ),
+                group(
+                    8,
+                    1 << 40,
+                    LogCheckpoint {
+                        anchored: true,
+                        snapshot: Some((LogId::default(), b"")),
+                        metadata: Some(b""),
+                        ..idle(1)
+                    },
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn checkpoint_roundtrip() {
+        let one = Checkpoint { next_slot: 1, groups: vec![group(0, 0, idle(0))] };
+        for checkpoint in [one, sample_checkpoint()] {
+            let bytes = encode(&checkpoint);
+            let sized: usize = checkpoint.groups.iter().map(GroupCheckpoint::encoded_bytes).sum();
+            assert_eq!(bytes.len(), Checkpoint::header_bytes(checkpoint.next_slot, checkpoint.groups.len()) + sized);
+            assert_eq!(Checkpoint::decode(&bytes), Some(checkpoint));
+        }
+    }
+
+    #[test]
+    fn checkpoint_of_idle_groups_is_small() {
+        let groups: Vec<_> = (0..10_000).map(|slot| group(slot, u64::from(slot) * 7, idle(0))).collect();
+        let bytes = Checkpoint::encode(10_000, groups.len(), groups.into_iter()).len();
+        assert!(bytes <= 10_000 * 10, "{bytes} bytes for 10,000 idle groups");
+    }
+
+    #[test]
+    fn checkpoint_detects_corruption() {
+        let bytes = encode(&sample_checkpoint());
+        for cut in 0..bytes.len() {
+            assert_eq!(Checkpoint::decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut trailing = bytes.clone();
         trailing.push(1);
         assert_eq!(Checkpoint::decode(&trailing), None);
-        let mut overlong = checkpoint.encode();
-        overlong[80] = 1;
-        assert_eq!(Checkpoint::decode(&overlong), None, "snapshot_bytes beyond the payload");
+        // Slot 3's flags byte (after next_slot, count, slot 0's five bytes, slot 3 and its id).
+        let flags_at = 1 + 1 + 5 + 1 + 10;
+        assert_eq!(bytes[flags_at], 0x1f);
+        let mut unknown_flag = bytes.clone();
+        unknown_flag[flags_at] |= 0x80;
+        assert_eq!(Checkpoint::decode(&unknown_flag), None);
+        let mut slot_past_next = bytes.clone();
+        slot_past_next[0] = 8;
+        assert_eq!(Checkpoint::decode(&slot_past_next), None, "slot 8 is not below next_slot");
+        let no_default = Checkpoint { next_slot: 2, groups: vec![group(1, 1, idle(0))] };
+        assert_eq!(Checkpoint::decode(&encode(&no_default)), None, "the default group is missing");
+        let out_of_order =
+            Checkpoint { next_slot: 3, groups: vec![group(0, 0, idle(0)), group(2, 1, idle(0)), group(1, 2, idle(0))] };
+        assert_eq!(Checkpoint::decode(&encode(&out_of_order)), None);
+    }
+
+    #[test]
+    fn varints_roundtrip_and_have_one_encoding() {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, value);
+            let mut input = &buf[..];
+            assert_eq!(take_varint(&mut input), Some(value));
+            assert!(input.is_empty());
+        }
+        assert_eq!(take_varint(&mut &[0x80, 0x00][..]), None, "a zero continuation is overlong");
+        assert_eq!(take_varint(&mut &[0xff; 10][..]), None, "past 64 bits");
+        assert_eq!(take_varint(&mut &[0x80][..]), None, "cut off");
     }
 
     #[test]

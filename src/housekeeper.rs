@@ -9,8 +9,10 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 
 use crate::error::Error;
-use crate::format::SegmentId;
+use crate::format::{SegmentId, record_bytes_aligned};
+use crate::index::Location;
 use crate::segment::Segment;
+use crate::value::Entry;
 use crate::wal::{Core, Shared};
 
 /// Spare segments kept preallocated ahead of the active one.
@@ -21,6 +23,9 @@ pub enum Chore {
     Replenish,
     /// A durable purge left segments below this id with nothing live: delete them.
     DeleteBelow(SegmentId),
+    /// The log holds more than `Options::relocate_after_segments` segments: copy the entries
+    /// that keep the oldest ones to the active segment.
+    Relocate,
     Stop,
 }
 
@@ -32,15 +37,20 @@ pub enum Chore {
 /// growing however much it purged.
 pub fn run(shared: &Shared, chores: &Receiver<Chore>) {
     while let Ok(first) = chores.recv() {
-        let (mut below, mut replenish, mut stop) = (None, false, false);
+        let (mut below, mut replenish, mut relocate, mut stop) = (None, false, false, false);
         for chore in std::iter::once(first).chain(chores.try_iter()) {
             match chore {
                 Chore::DeleteBelow(id) => below = below.max(Some(id)),
                 Chore::Replenish => replenish = true,
+                Chore::Relocate => relocate = true,
                 Chore::Stop => stop = true,
             }
         }
-        let chores = below.map(Chore::DeleteBelow).into_iter().chain(replenish.then_some(Chore::Replenish));
+        let chores = below
+            .map(Chore::DeleteBelow)
+            .into_iter()
+            .chain(replenish.then_some(Chore::Replenish))
+            .chain(relocate.then_some(Chore::Relocate));
         for chore in chores.chain(stop.then_some(Chore::Stop)) {
             if !perform(shared, chore) {
                 return;
@@ -54,6 +64,7 @@ pub fn perform(shared: &Shared, chore: Chore) -> bool {
     match chore {
         Chore::Replenish => replenish(shared),
         Chore::DeleteBelow(below) => delete_below(shared, below),
+        Chore::Relocate => relocate(shared),
         Chore::Stop => return false,
     }
     true
@@ -129,6 +140,58 @@ fn delete_below(shared: &Shared, below: SegmentId) {
     shared.stats.segments_deleted(deleted);
     if failed {
         shared.stats.housekeeping_failed();
+    }
+}
+
+/// Copies the live entries in segments older than the newest `Options::relocate_after_segments`
+/// to the active segment, so that those segments can go: one operation per group, read outside
+/// the lock and queued only if the group did not change meanwhile. What does not fit now (the
+/// queue or the active segment is full, or one group's entries exceed a batch) waits for the
+/// next rotation; `Wal::lagging_groups` names the groups that keep old segments.
+fn relocate(shared: &Shared) {
+    let plan: Vec<(u32, Vec<(u64, Location)>, Vec<Arc<Segment>>)> = {
+        let core = shared.core.lock();
+        if core.closing || core.poisoned.is_some() {
+            return;
+        }
+        let Some(&horizon) = core.segments.keys().nth_back(shared.options.relocate_after_segments - 1) else {
+            return;
+        };
+        core.groups
+            .pinning_below(horizon)
+            .into_iter()
+            .map(|slot| {
+                let located = core.groups.get(slot).expect("pinning groups exist").index.stored_below(horizon);
+                let segments = located.iter().map(|(_, at)| core.segments[&at.segment].clone()).collect();
+                (slot, located, segments)
+            })
+            .collect()
+    };
+    for (slot, located, segments) in plan {
+        let entries: Result<Vec<Entry>, Error> = located
+            .iter()
+            .zip(&segments)
+            .map(|((index, at), segment)| segment.read_entry(u64::from(at.offset), *index))
+            .collect();
+        let Ok(entries) = entries else {
+            // Readers of these entries get the same error; a later open reports the damage.
+            shared.stats.housekeeping_failed();
+            continue;
+        };
+        let bytes: usize = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
+        if bytes > shared.options.batch_bytes_max {
+            continue;
+        }
+        let Ok(Some(mut core)) = shared.try_lock_for(bytes) else { return };
+        let unchanged = core.groups.get(slot).is_some_and(|log| {
+            located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at))
+        });
+        if unchanged {
+            core.relocate(shared.options.sync, slot, &entries);
+            core.schedule_deletion();
+            shared.submit_detached(core);
+            shared.stats.relocated(entries.len() as u64);
+        }
     }
 }
 

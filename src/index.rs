@@ -224,12 +224,60 @@ impl Index {
         Some((first, last))
     }
 
-    /// The oldest segment holding an entry of the index.
+    /// The oldest segment holding an entry of the index. Not always the first span's: relocated
+    /// entries sit in a newer segment than the entries after them.
     pub fn oldest_segment(&self) -> Option<SegmentId> {
-        self.spans.iter().find_map(|span| match span {
-            Span::Stored { segment, .. } => Some(*segment),
-            Span::Missing { .. } => None,
-        })
+        self.spans
+            .iter()
+            .filter_map(|span| match span {
+                Span::Stored { segment, .. } => Some(*segment),
+                Span::Missing { .. } => None,
+            })
+            .min()
+    }
+
+    /// The entries stored in segments older than `below`, in index order, with where they are.
+    pub fn stored_below(&self, below: SegmentId) -> Vec<(u64, Location)> {
+        let mut found = Vec::new();
+        for span in &self.spans {
+            if let Span::Stored { segment, first, offsets } = span
+                && *segment < below
+            {
+                let located = offsets.iter().map(|&offset| Location { segment: *segment, offset });
+                found.extend((*first..).zip(located));
+            }
+        }
+        found
+    }
+
+    /// Whether entry `index` can be relocated now: it is stored, and first in its span (entries
+    /// are relocated in index order, each run of one segment from its start).
+    pub fn relocatable(&self, index: u64) -> bool {
+        matches!(self.span_of(index), Some(Span::Stored { first, .. }) if *first == index)
+    }
+
+    /// Moves entry `index` to `location`, where a copy of its record was written.
+    ///
+    /// # Panics
+    /// Unless `relocatable(index)`: callers check first.
+    pub fn relocate(&mut self, index: u64, location: Location) {
+        assert!(self.relocatable(index), "entry {index} is not relocatable");
+        let at = self.spans.partition_point(|span| span.first() <= index) - 1;
+        self.spans[at].drop_front(1);
+        if self.spans[at].len() == 0 {
+            self.spans.remove(at);
+        }
+        match at.checked_sub(1).map(|before| &mut self.spans[before]) {
+            Some(Span::Stored { segment, offsets, .. })
+                if *segment == location.segment && offsets.last().is_some_and(|&last| last < location.offset) =>
+            {
+                offsets.push(location.offset);
+            }
+            _ => self.spans.insert(
+                at,
+                Span::Stored { segment: location.segment, first: index, offsets: vec![location.offset] },
+            ),
+        }
     }
 
     /// Heap bytes the index holds, capacity included.
@@ -352,6 +400,34 @@ mod tests {
         index.purge(14);
         assert_eq!(index.missing(), None);
         assert_eq!(index.term(15), Some(4));
+    }
+
+    #[test]
+    fn relocating_in_index_order_moves_each_entry() {
+        let mut index = sample();
+        index.purge(4);
+        // Entries 5..=10 are in segment 0; move them to segment 5, then those of segment 1.
+        let old = index.stored_below(SegmentId(1));
+        assert_eq!(old.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (5..=10).collect::<Vec<_>>());
+        for (n, (i, _)) in old.iter().enumerate() {
+            assert!(index.relocatable(*i));
+            assert!(!index.relocatable(*i + 1) || *i == 10, "only the first of a span moves");
+            index.relocate(*i, at(5, 64 * n as u32));
+        }
+        assert_eq!(index.oldest_segment(), Some(SegmentId(1)));
+        assert_eq!(index.locate(7), Some(at(5, 128)));
+        assert_eq!(index.term(7), Some(1));
+        for i in 11..=20 {
+            index.relocate(i, at(5, 64 * (i as u32 - 5)));
+        }
+        assert_eq!(index.oldest_segment(), Some(SegmentId(2)));
+        assert_eq!(index.stored_below(SegmentId(2)), Vec::new());
+        assert_eq!(index.locate(20), Some(at(5, 64 * 15)));
+        assert_eq!(index.locate(21), Some(at(2, 0)));
+        index.truncate(8);
+        assert_eq!(index.oldest_segment(), Some(SegmentId(5)));
+        index.push(8, 4, at(6, 0));
+        assert_eq!(index.locate(8), Some(at(6, 0)));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub use crate::recovery::BACKUP_SUFFIX;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
+use crate::groups::DEFAULT_SLOT;
 use crate::fs::{Fs, LockGuard, StdFs};
 use crate::options::{FILE_MODE_DEFAULT, Options, RecoveryMode};
 use crate::recovery::{self, Analysis, LOCK_FILE};
@@ -31,7 +32,21 @@ pub struct Inspection {
     pub bytes_on_disk: u64,
     /// Records verified.
     pub records: u64,
-    /// The first entry of the log as replayed up to any damage; `None` if it holds none.
+    /// The groups as replayed up to any damage, by id; empty if no checkpoint was reached.
+    pub groups: Vec<GroupInfo>,
+    /// The first damage found, if any.
+    pub damage: Option<DamageInfo>,
+}
+
+/// One group's log as `inspect` replayed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupInfo {
+    /// The group's id (0: the default group).
+    pub id: u64,
+    /// The slot its records carry: which incarnation of the id this is.
+    pub slot: u32,
+    /// The first entry of the group's log as replayed up to any damage; `None` if it holds none.
     pub first_index: Option<u64>,
     /// Its last entry.
     pub last_index: Option<u64>,
@@ -45,8 +60,6 @@ pub struct Inspection {
     pub snapshot: Option<SnapshotMeta>,
     /// The last metadata saved.
     pub metadata: Option<Vec<u8>>,
-    /// The first damage found, if any.
-    pub damage: Option<DamageInfo>,
 }
 
 /// One segment file.
@@ -106,6 +119,9 @@ pub struct RecordView<'a> {
     pub offset: u64,
     /// What it says.
     pub kind: RecordKind,
+    /// The slot of the group it belongs to (see [`GroupInfo::slot`]); 0 in `Batch` and
+    /// `Checkpoint` records, which belong to the whole log.
+    pub slot: u32,
     /// Its index field (see [`RecordKind`] for what it means in each kind).
     pub index: u64,
     /// Its term field.
@@ -122,11 +138,27 @@ impl RecordView<'_> {
         (self.kind == RecordKind::HardState).then_some(HardState { term, vote, commit })
     }
 
-    /// The entries `first..next` of the log when the segment of a `Checkpoint` record began.
+    /// The number of groups a `Checkpoint` record holds.
     #[must_use]
-    pub fn checkpoint_bounds(&self) -> Option<Range<u64>> {
+    pub fn checkpoint_groups(&self) -> Option<usize> {
         let checkpoint = Checkpoint::decode(self.payload).filter(|_| self.kind == RecordKind::Checkpoint)?;
-        Some(checkpoint.first..checkpoint.next)
+        Some(checkpoint.groups.len())
+    }
+
+    /// The entries `first..next` of group `id` when the segment of a `Checkpoint` record began;
+    /// `None` if the record is not a checkpoint or the group was not in the log then.
+    #[must_use]
+    pub fn checkpoint_bounds(&self, id: u64) -> Option<Range<u64>> {
+        let checkpoint = Checkpoint::decode(self.payload).filter(|_| self.kind == RecordKind::Checkpoint)?;
+        let group = checkpoint.groups.iter().find(|group| group.id == id)?;
+        Some(group.log.first..group.log.next)
+    }
+
+    /// The group id a `GroupCreate` record gives its slot.
+    #[must_use]
+    pub fn created_group(&self) -> Option<u64> {
+        let [id] = format::decode_u64s::<1>(self.payload)?;
+        (self.kind == RecordKind::GroupCreate).then_some(id)
     }
 }
 
@@ -165,8 +197,28 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
 }
 
 fn inspection(fs: &dyn Fs, analysis: Analysis) -> Inspection {
-    let log = analysis.log.as_ref();
-    let index = log.map(|log| &log.index).filter(|index| !index.is_empty());
+    let groups = analysis.groups.as_ref().map_or_else(Vec::new, |groups| {
+        let mut infos: Vec<GroupInfo> = groups
+            .iter()
+            .map(|(slot, state)| {
+                let log = &state.log;
+                let index = Some(&log.index).filter(|index| !index.is_empty());
+                GroupInfo {
+                    id: state.id,
+                    slot,
+                    first_index: index.map(|index| index.first()),
+                    last_index: index.map(|index| index.next() - 1),
+                    next_index: log.next_index(),
+                    purged: log.purged,
+                    hard_state: log.hard_state,
+                    snapshot: log.snapshot.clone(),
+                    metadata: log.metadata.clone(),
+                }
+            })
+            .collect();
+        infos.sort_unstable_by_key(|info| info.id);
+        infos
+    });
     let file_bytes = |path: &Path| fs.open(path).and_then(|file| file.size()).unwrap_or(0);
     let segments: Vec<SegmentInfo> = analysis
         .summaries
@@ -195,13 +247,7 @@ fn inspection(fs: &dyn Fs, analysis: Analysis) -> Inspection {
         unread,
         bytes_on_disk,
         records: analysis.records,
-        first_index: index.map(|index| index.first()),
-        last_index: index.map(|index| index.next() - 1),
-        next_index: log.and_then(|log| log.next_index()),
-        purged: log.and_then(|log| log.purged),
-        hard_state: log.and_then(|log| log.hard_state),
-        snapshot: log.and_then(|log| log.snapshot.clone()),
-        metadata: log.and_then(|log| log.metadata.clone()),
+        groups,
         damage: analysis.damage.map(|damage| DamageInfo {
             kind: if damage.torn { DamageKind::TornTail } else { DamageKind::Corruption },
             bytes: damage.cut_end.saturating_sub(damage.offset),
@@ -229,6 +275,7 @@ pub fn for_each_record(dir: &Path, mut visit: impl FnMut(RecordView<'_>)) -> Res
                 segment: &segment.path,
                 offset: at as u64,
                 kind: record.head.kind,
+                slot: record.head.group,
                 index: record.head.index,
                 term: record.head.term,
                 payload: record.payload,
@@ -257,7 +304,8 @@ pub struct Repaired {
     pub backups: Vec<PathBuf>,
     /// What recovery cut and deleted (on a dry run, what it would).
     pub report: RecoveryReport,
-    /// The last entry of the log after the repair (on a dry run, after the cut it would make).
+    /// The last entry of the default group's log after the repair (on a dry run, after the cut
+    /// it would make).
     pub last_index: Option<u64>,
 }
 
@@ -319,7 +367,7 @@ fn run_repair(fs: &dyn Fs, dir: &Path, mode: RepairMode, write: bool) -> Result<
         } else {
             RecoveryReport { torn_tail: Some(cut), ..RecoveryReport::default() }
         };
-        return Ok(Some(Repaired { backups: Vec::new(), report, last_index: before.last_index }));
+        return Ok(Some(Repaired { backups: Vec::new(), report, last_index: before.groups.first().and_then(|group| group.last_index) }));
     }
     let backups = std::iter::once(&damage.path)
         .chain(&dropped)
@@ -329,7 +377,7 @@ fn run_repair(fs: &dyn Fs, dir: &Path, mode: RepairMode, write: bool) -> Result<
     fs.sync_dir(dir)?;
     let recovery = if corrupt { RecoveryMode::Salvage } else { RecoveryMode::TornTail };
     let recovered = recovery::recover(fs, dir, &Options { recovery, ..Options::default() })?;
-    let index = &recovered.log.index;
+    let index = &recovered.groups.get(DEFAULT_SLOT).expect("the default group is in every log").index;
     let after = (!index.is_empty()).then(|| index.next() - 1);
     Ok(Some(Repaired { backups, report: recovered.report, last_index: after }))
 }

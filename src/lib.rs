@@ -39,6 +39,7 @@ mod commit;
 mod error;
 mod format;
 pub mod fs;
+mod groups;
 mod housekeeper;
 mod index;
 pub mod inspect;
@@ -58,11 +59,13 @@ mod wal;
 //
 // The log and how it is opened:
 pub use options::{FILE_MODE_DEFAULT, Options, RecoveryMode, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SyncMode};
-pub use wal::Wal;
+pub use wal::{Group, GroupOp, Wal};
 // What an operation returns until it is durable:
 pub use commit::Completion;
 // The values the API takes and returns, all in `value`:
-pub use value::{Cut, Entry, HardState, INDEX_MAX, LogId, RecoveryReport, Salvage, SnapshotMeta, Stats};
+pub use value::{
+    Cut, Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, Salvage, SnapshotMeta, Stats,
+};
 // The one error type:
 pub use error::{Error, Result};
 // Modules: `fs` (the file-system seam, for `Wal::open_with_fs`), `inspect` (the operator

@@ -51,6 +51,11 @@ pub struct Options {
     /// spares for later, instead of being deleted: a new segment then costs no zeros written.
     /// 0 deletes every emptied segment. Disk use grows by up to this many segments.
     pub recycled_segments_max: usize,
+    /// Once the log holds more segments than this (the active one included), the live entries
+    /// of the groups that keep the oldest ones (groups that lag, or never purge) are copied to
+    /// the active segment, so that the oldest can be deleted; `Wal::lagging_groups` names those
+    /// groups. At least 2.
+    pub relocate_after_segments: usize,
 }
 
 impl Default for Options {
@@ -62,6 +67,7 @@ impl Default for Options {
             batch_bytes_max: 8 << 20,
             file_mode: FILE_MODE_DEFAULT,
             recycled_segments_max: 4,
+            relocate_after_segments: 8,
         }
     }
 }
@@ -88,6 +94,9 @@ impl Options {
         }
         if self.file_mode & !0o777 != 0 {
             return invalid(format!("file_mode {:#o} has bits beyond 0o777", self.file_mode));
+        }
+        if self.relocate_after_segments < 2 {
+            return invalid(format!("relocate_after_segments {} is below 2", self.relocate_after_segments));
         }
         if self.batch_bytes_max < RECORD_HEADER_BYTES {
             return invalid(format!("batch_bytes_max {} is below one record header", self.batch_bytes_max));

@@ -23,7 +23,7 @@ use crate::fs::{FileHandle, Fs};
 use crate::index::Location;
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, TEMP_SUFFIX};
-use crate::state::LogState;
+use crate::groups::Groups;
 use crate::value::{Cut, HardState, RecoveryReport, Salvage, SnapshotMeta};
 
 pub const LOCK_FILE: &str = "LOCK";
@@ -40,7 +40,7 @@ pub struct Active {
 }
 
 pub struct Recovered {
-    pub log: LogState,
+    pub groups: Groups,
     /// Segments holding records, oldest first, sealed; the active one is not among them.
     pub sealed: Vec<Segment>,
     pub active: Option<Active>,
@@ -91,7 +91,7 @@ pub struct Analysis {
     /// Blank preallocated segments after the last one holding records.
     pub spares: VecDeque<Segment>,
     /// The state replayed up to the first damage; `None` if no checkpoint was reached.
-    pub log: Option<LogState>,
+    pub groups: Option<Groups>,
     pub damage: Option<Damage>,
     /// Segment files after the damaged one, never read.
     pub later: Vec<PathBuf>,
@@ -110,7 +110,7 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         segments: Vec::with_capacity(ids.len()),
         summaries: Vec::new(),
         spares: VecDeque::new(),
-        log: None,
+        groups: None,
         damage: None,
         later: Vec::new(),
         obsolete,
@@ -159,7 +159,7 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         analysis.spares.push_front(spare);
     }
     let newest = analysis.segments.last().map(|segment| segment.id);
-    let mut replay = Replay { log: None, records: 0, record_bytes: 0, last_entry: None };
+    let mut replay = Replay { groups: None, records: 0, record_bytes: 0, last_entry: None };
     for (at, segment) in analysis.segments.iter().enumerate() {
         let prescan = &prescans[at];
         let scan = replay.segment(segment, prescan);
@@ -207,7 +207,7 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         analysis.segments.truncate(at + 1);
         break;
     }
-    analysis.log = replay.log;
+    analysis.groups = replay.groups;
     analysis.records = replay.records;
     analysis.record_bytes = replay.record_bytes;
     Ok(analysis)
@@ -224,11 +224,11 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         records: analysis.records,
         ..RecoveryReport::default()
     };
-    let Analysis { mut segments, summaries, mut spares, log, damage, later, obsolete, oldest, .. } = analysis;
+    let Analysis { mut segments, summaries, mut spares, groups, damage, later, obsolete, oldest, .. } = analysis;
     // Only a durable purge deletes segments, and its record sits in a segment that survives it,
     // after a checkpoint. With segment 1 gone and no checkpoint left, the segments that held the
     // log's state are gone too: an empty log would make the node forget its vote.
-    let state_lost = log.is_none() && oldest.is_some_and(|oldest| oldest != SegmentId(1));
+    let state_lost = groups.is_none() && oldest.is_some_and(|oldest| oldest != SegmentId(1));
     let mut dropped = Vec::new();
     if let Some(damage) = &damage {
         let cut = Cut {
@@ -270,16 +270,22 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
     if let Some(oldest) = oldest.filter(|_| state_lost) {
         return Err(Error::MissingSegments { dir: dir.to_path_buf(), oldest: oldest.0 });
     }
-    let mut log = log.unwrap_or_default();
-    if let Some((first, last)) = log.index.missing() {
+    let mut groups = groups.unwrap_or_default();
+    let missing: Vec<(u32, u64, u64)> = groups
+        .iter()
+        .filter_map(|(slot, state)| state.log.index.missing().map(|(first, last)| (slot, first, last)))
+        .collect();
+    for (slot, first, last) in missing {
         // Only a salvage cut can drop the purge that justified deleting these entries' segment;
         // without the cut, the segment was lost some other way.
         if report.salvaged.is_none() {
             return Err(Error::MissingEntries { first, last });
         }
-        log.index.purge(last);
-        report.missing_dropped = Some(first..=last);
+        groups.change(slot, |log| log.index.purge(last));
+        let id = groups.id_of(slot).expect("listed groups exist");
+        report.missing_dropped.insert(id, first..=last);
     }
+    report.groups = groups.ids();
 
     // Decided; now change the disk. A crash from here on leaves damage that the next open
     // repairs the same way.
@@ -316,7 +322,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         .or(sealed.last())
         .map(|segment| segment.id);
     let next_segment_id = newest.map_or(SegmentId(1), SegmentId::next);
-    Ok(Recovered { log, sealed, active, spares, next_segment_id, report })
+    Ok(Recovered { groups, sealed, active, spares, next_segment_id, report })
 }
 
 /// Makes the disk, not the page cache, the source of what recovery reads.
@@ -632,7 +638,7 @@ struct SegmentScan {
 }
 
 struct Replay {
-    log: Option<LogState>,
+    groups: Option<Groups>,
     records: u64,
     record_bytes: u64,
     last_entry: Option<(u64, u64)>,
@@ -689,12 +695,16 @@ impl Replay {
         scan: &mut SegmentScan,
     ) -> Result<(), String> {
         let head = record.head;
-        if head.group != 0 {
-            return Err(format!("record for raft group {}, this version knows only group 0", head.group));
-        }
-        let known_flags = if head.kind == Kind::Snapshot { format::SNAPSHOT_KEEPS_LOG } else { 0 };
+        let known_flags = match head.kind {
+            Kind::Snapshot => format::SNAPSHOT_KEEPS_LOG,
+            Kind::Entry => format::ENTRY_RELOCATED,
+            _ => 0,
+        };
         if head.flags & !known_flags != 0 {
             return Err(format!("unknown flags {:#x} on a {:?} record", head.flags, head.kind));
+        }
+        if matches!(head.kind, Kind::Batch | Kind::Checkpoint) && head.group != 0 {
+            return Err(format!("{:?} record names group slot {}", head.kind, head.group));
         }
         match head.kind {
             Kind::Batch => {
@@ -707,13 +717,14 @@ impl Replay {
                     return Err("second checkpoint in one segment".into());
                 }
                 scan.checkpointed = true;
-                let checkpoint = Checkpoint::decode(record.payload).ok_or("bad checkpoint payload")?;
-                return match &self.log {
+                return match &self.groups {
                     None => {
-                        self.log = Some(LogState::from_checkpoint(checkpoint));
+                        let checkpoint = Checkpoint::decode(record.payload).ok_or("bad checkpoint payload")?;
+                        self.groups = Some(Groups::from_checkpoint(&checkpoint).ok_or("checkpoint names a group twice")?);
                         Ok(())
                     }
-                    Some(log) if log.checkpoint() == checkpoint => Ok(()),
+                    // A checkpoint has one encoding: the state replayed so far must give its bytes.
+                    Some(groups) if groups.encode_checkpoint() == record.payload => Ok(()),
                     Some(_) => Err("checkpoint disagrees with the log replayed before it".into()),
                 };
             }
@@ -722,32 +733,61 @@ impl Replay {
             }
             _ => {}
         }
-        let log = self.log.as_mut().expect("a checkpoint came first");
+        let groups = self.groups.as_mut().expect("a checkpoint came first");
         let fail = |error: Error| error.to_string();
+        let slot = head.group;
         match head.kind {
+            Kind::GroupCreate => {
+                let [id] = format::decode_u64s::<1>(record.payload).ok_or("bad group create payload")?;
+                if slot != groups.next_slot() {
+                    return Err(format!("group {id} created in slot {slot}, not {}", groups.next_slot()));
+                }
+                groups.check_create(id).map_err(fail)?;
+                groups.apply_create(slot, id);
+                return Ok(());
+            }
+            Kind::GroupRemove => {
+                let id = groups.id_of(slot).ok_or_else(|| format!("removes group slot {slot}, not live"))?;
+                groups.check_remove(slot, id).map_err(fail)?;
+                groups.apply_remove(slot);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let log = groups.get(slot).ok_or_else(|| format!("{:?} record for group slot {slot}, not live", head.kind))?;
+        match head.kind {
+            Kind::Entry if head.flags == format::ENTRY_RELOCATED => {
+                if !log.index.relocatable(head.index) || log.index.term(head.index) != Some(head.term) {
+                    return Err(format!("relocated entry {} does not match the log", head.index));
+                }
+                let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
+                let location = Location { segment: segment.id, offset };
+                groups.change(slot, |log| log.index.relocate(head.index, location));
+            }
             Kind::Entry => {
                 log.check_append(head.index, head.index).map_err(fail)?;
                 let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
-                log.apply_entry(head.index, head.term, Location { segment: segment.id, offset });
+                let location = Location { segment: segment.id, offset };
+                groups.append(slot, |log| log.apply_entry(head.index, head.term, location));
             }
             Kind::Truncate => {
                 log.check_truncate(head.index).map_err(fail)?;
-                log.apply_truncate(head.index);
+                groups.change(slot, |log| log.apply_truncate(head.index));
             }
             Kind::Purge => {
                 // Written only when it dropped something; during replay the entries it drops may
                 // be missing, so the term comes from the record.
                 log.check_purge(head.index).map_err(fail)?;
                 if head.index >= log.index.first() {
-                    log.apply_purge(head.index, head.term);
+                    groups.change(slot, |log| log.apply_purge(head.index, head.term));
                 }
             }
             Kind::HardState => {
                 let [term, vote, commit] =
                     format::decode_u64s::<3>(record.payload).ok_or("bad hard state payload")?;
-                log.hard_state = Some(HardState { term, vote, commit });
+                groups.change(slot, |log| log.hard_state = Some(HardState { term, vote, commit }));
             }
-            Kind::Metadata => log.metadata = Some(record.payload.to_vec()),
+            Kind::Metadata => groups.change(slot, |log| log.metadata = Some(record.payload.to_vec())),
             Kind::Snapshot => {
                 let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
                 log.check_snapshot(&meta).map_err(fail)?;
@@ -762,9 +802,9 @@ impl Replay {
                         meta.index
                     ));
                 }
-                log.apply_snapshot(meta, keep_log);
+                groups.change(slot, |log| log.apply_snapshot(meta, keep_log));
             }
-            Kind::Batch | Kind::Checkpoint => unreachable!("handled above"),
+            Kind::Batch | Kind::Checkpoint | Kind::GroupCreate | Kind::GroupRemove => unreachable!("handled above"),
         }
         Ok(())
     }

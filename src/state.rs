@@ -1,9 +1,9 @@
-//! The logical state of one log: its entries' bounds and index, the purge point, the hard state
+//! The logical state of one group's log: its entries' bounds and index, the purge point, the hard state
 //! and the snapshot meta. Live operations and recovery replay both change it through the same
 //! `check_*` and `apply_*` pairs, so a replayed log ends exactly where the live one was.
 
 use crate::error::{Error, Result};
-use crate::format::Checkpoint;
+use crate::format::LogCheckpoint;
 use crate::index::{Index, Location};
 use crate::value::{HardState, INDEX_MAX, LogId, SnapshotMeta};
 
@@ -155,21 +155,21 @@ impl LogState {
         }
     }
 
-    pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint {
+    pub fn checkpoint(&self) -> LogCheckpoint<'_> {
+        LogCheckpoint {
             first: self.index.first(),
             next: self.index.next(),
             anchored: self.anchored,
             purged: self.purged,
             hard_state: self.hard_state,
-            snapshot: self.snapshot.clone(),
-            metadata: self.metadata.clone(),
+            snapshot: self.snapshot.as_ref().map(|meta| (LogId { index: meta.index, term: meta.term }, &meta.data[..])),
+            metadata: self.metadata.as_deref(),
         }
     }
 
     /// The state a checkpoint describes, when no older segment survives: its entries are
     /// missing until a later purge drops them.
-    pub fn from_checkpoint(checkpoint: Checkpoint) -> LogState {
+    pub fn from_checkpoint(checkpoint: LogCheckpoint<'_>) -> LogState {
         let mut index = Index::empty_at(checkpoint.first);
         index.push_missing(checkpoint.next.saturating_sub(checkpoint.first));
         LogState {
@@ -177,8 +177,12 @@ impl LogState {
             anchored: checkpoint.anchored,
             purged: checkpoint.purged,
             hard_state: checkpoint.hard_state,
-            snapshot: checkpoint.snapshot,
-            metadata: checkpoint.metadata,
+            snapshot: checkpoint.snapshot.map(|(last, data)| SnapshotMeta {
+                index: last.index,
+                term: last.term,
+                data: data.to_vec(),
+            }),
+            metadata: checkpoint.metadata.map(<[u8]>::to_vec),
         }
     }
 }

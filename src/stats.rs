@@ -28,6 +28,7 @@ struct Counts {
     segment_wait_micros: AtomicU64,
     segments_deleted: AtomicU64,
     segments_recycled: AtomicU64,
+    entries_relocated: AtomicU64,
     housekeeping_errors: AtomicU64,
     open_micros: AtomicU64,
 }
@@ -131,6 +132,12 @@ impl Counters {
         }
     }
 
+    pub fn relocated(&self, entries: u64) {
+        add(&self.counts.entries_relocated, entries);
+        #[cfg(feature = "metrics")]
+        self.metrics.entries_relocated.increment(entries);
+    }
+
     pub fn segment_recycled(&self) {
         add(&self.counts.segments_recycled, 1);
         #[cfg(feature = "metrics")]
@@ -164,6 +171,7 @@ impl Counters {
             segment_wait_micros: load(&self.counts.segment_wait_micros),
             segments_deleted: load(&self.counts.segments_deleted),
             segments_recycled: load(&self.counts.segments_recycled),
+            entries_relocated: load(&self.counts.entries_relocated),
             housekeeping_errors: load(&self.counts.housekeeping_errors),
             open_micros: load(&self.counts.open_micros),
             ..Stats::default()
@@ -188,6 +196,7 @@ struct Metrics {
     segments_created: metrics::Counter,
     segments_deleted: metrics::Counter,
     segments_recycled: metrics::Counter,
+    entries_relocated: metrics::Counter,
     open_seconds: metrics::Histogram,
 }
 
@@ -235,6 +244,10 @@ impl Metrics {
             segments_recycled: counter(
                 "raftwal_segments_recycled_total",
                 "segment files emptied by a purge and kept as spares",
+            ),
+            entries_relocated: counter(
+                "raftwal_entries_relocated_total",
+                "entries copied out of old segments so that those could go",
             ),
             open_seconds: histogram("raftwal_open_seconds", Seconds, "time open took, recovery included"),
         }

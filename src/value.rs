@@ -1,5 +1,6 @@
 //! The values the API takes and returns: plain data, no behaviour beyond construction.
 
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
@@ -70,8 +71,10 @@ pub struct RecoveryReport {
     pub salvaged: Option<Salvage>,
     /// `RecoveryMode::Salvage` only: entries at the front of the log whose segments a purge had
     /// deleted, when the cut also dropped that purge. They are gone; the log now starts after
-    /// them.
-    pub missing_dropped: Option<RangeInclusive<u64>>,
+    /// them. By group id.
+    pub missing_dropped: BTreeMap<u64, RangeInclusive<u64>>,
+    /// The ids of the groups recovered, ascending; the default group 0 among them.
+    pub groups: Vec<u64>,
 }
 
 /// A place where recovery cut the log.
@@ -128,10 +131,25 @@ pub struct Stats {
     pub housekeeping_errors: u64,
     /// Segment files holding the log now, spares not counted.
     pub segments: u64,
+    /// Groups in the log now, the default group included.
+    pub groups: u64,
+    /// Entries copied out of old segments so that those could go (see
+    /// `Options::relocate_after_segments`).
+    pub entries_relocated: u64,
     /// Entries in the log.
     pub index_entries: u64,
     /// Heap bytes the in-memory index of those entries holds.
     pub index_bytes: u64,
     /// Microseconds `open` took, recovery included.
     pub open_micros: u64,
+}
+
+/// A group whose entries keep old segments on disk (see `Wal::lagging_groups`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LaggingGroup {
+    /// The group's id.
+    pub id: u64,
+    /// How many segments older than the active one its oldest entry is.
+    pub segments_behind: u64,
 }

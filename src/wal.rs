@@ -2,7 +2,7 @@
 //! change the in-memory state under one lock, then return a `Completion`; the committer makes
 //! them durable in order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::commit::{Callback, Chunk, Committer, Completion, Durability, Queue};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, BATCH_PAYLOAD_BYTES, BATCH_RECORD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead,
-    SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
+    self, BATCH_PAYLOAD_BYTES, BATCH_RECORD_BYTES, GROUP_CHECKPOINT_BYTES_MIN, GROUP_CREATE_PAYLOAD_BYTES,
+    HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
 };
 use crate::fs::{Fs, LockGuard, StdFs};
 use crate::housekeeper::{self, Chore};
@@ -26,9 +26,10 @@ use crate::options::{Options, SyncMode};
 use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
 use crate::segment::Segment;
+use crate::groups::{DEFAULT_GROUP, DEFAULT_SLOT, Groups};
 use crate::state::LogState;
 use crate::stats::Counters;
-use crate::value::{Entry, HardState, INDEX_MAX, LogId, RecoveryReport, SnapshotMeta, Stats};
+use crate::value::{Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, SnapshotMeta, Stats};
 
 /// State shared by the API, the committer and the housekeeper.
 pub(crate) struct Shared {
@@ -62,7 +63,7 @@ const STEP_AFTER_SUBMIT_PERCENT: u64 = 30;
 
 /// Everything behind the lock.
 pub(crate) struct Core {
-    pub log: LogState,
+    pub groups: Groups,
     /// Every segment file holding records, the active one included; not the spares.
     pub segments: BTreeMap<SegmentId, Arc<Segment>>,
     pub active: Arc<Segment>,
@@ -107,7 +108,7 @@ impl Core {
     }
 
     fn checkpoint_bytes(&self) -> usize {
-        record_bytes_aligned(self.log.checkpoint().encoded_bytes())
+        record_bytes_aligned(self.groups.checkpoint_bytes())
     }
 
     fn room(&self) -> u64 {
@@ -122,7 +123,7 @@ impl Core {
         self.active_offset = SEGMENT_HEADER_BYTES as u64;
         self.needs_checkpoint = true;
         let active = self.active.id;
-        self.log.index.shrink_sealed(active);
+        self.groups.shrink_sealed(active);
     }
 
     /// Encodes one record into the queue, opening a chunk (batch record, then a checkpoint if
@@ -166,7 +167,7 @@ impl Core {
         self.emit(sync, head, &payload);
         if self.needs_checkpoint {
             self.needs_checkpoint = false;
-            let checkpoint = self.log.checkpoint().encode();
+            let checkpoint = self.groups.encode_checkpoint();
             let head = RecordHead { kind: Kind::Checkpoint, flags: 0, group: 0, index: 0, term: 0 };
             self.emit(sync, head, &checkpoint);
         }
@@ -200,8 +201,8 @@ impl Core {
 
     /// After a purge or snapshot: segments below the oldest one still holding an entry can go
     /// once this batch is durable. Forces a sync so deletion never runs ahead of the record.
-    fn schedule_deletion(&mut self) {
-        let below = self.log.index.oldest_segment().unwrap_or(self.active.id).min(self.active.id);
+    pub fn schedule_deletion(&mut self) {
+        let below = self.groups.oldest_segment().unwrap_or(self.active.id).min(self.active.id);
         self.queue.delete_below = Some(self.queue.delete_below.map_or(below, |earlier| earlier.max(below)));
         self.queue.force_sync = true;
     }
@@ -222,7 +223,57 @@ impl Core {
             .expect("an unwritten record is queued or in flight");
         segment.decode_entry(bytes, offset, index).map(Source::Read)
     }
+    /// Queues and applies entries already checked to continue group `slot`'s log.
+    fn append(&mut self, sync: SyncMode, slot: u32, entries: &[Entry]) {
+        for entry in entries {
+            let head = RecordHead { kind: Kind::Entry, flags: 0, group: slot, index: entry.index, term: entry.term };
+            let location = self.emit(sync, head, &entry.data);
+            self.groups.append(slot, |log| log.apply_entry(entry.index, entry.term, location));
+        }
+    }
+
+    fn set_hard_state(&mut self, sync: SyncMode, slot: u32, hard_state: HardState) {
+        let HardState { term, vote, commit } = hard_state;
+        let payload: [u8; HARD_STATE_PAYLOAD_BYTES] = format::encode_u64s([term, vote, commit]);
+        let head = RecordHead { kind: Kind::HardState, flags: 0, group: slot, index: 0, term: 0 };
+        self.emit(sync, head, &payload);
+        self.groups.change(slot, |log| log.hard_state = Some(hard_state));
+    }
+
+    fn set_metadata(&mut self, sync: SyncMode, slot: u32, metadata: Vec<u8>) {
+        let head = RecordHead { kind: Kind::Metadata, flags: 0, group: slot, index: 0, term: 0 };
+        self.emit(sync, head, &metadata);
+        self.groups.change(slot, |log| log.metadata = Some(metadata));
+    }
+
+    /// Queues copies of group `slot`'s entries, checked to be where the index says, and points
+    /// the index at the copies.
+    pub fn relocate(&mut self, sync: SyncMode, slot: u32, entries: &[Entry]) {
+        for entry in entries {
+            let head = RecordHead {
+                kind: Kind::Entry,
+                flags: format::ENTRY_RELOCATED,
+                group: slot,
+                index: entry.index,
+                term: entry.term,
+            };
+            let location = self.emit(sync, head, &entry.data);
+            self.groups.change(slot, |log| log.index.relocate(entry.index, location));
+        }
+    }
+
+    /// Refuses an operation that grows the checkpoint by `growth` bytes past half a segment:
+    /// every segment starts with one, and an operation must fit beside it.
+    fn check_checkpoint_growth(&self, options: &Options, growth: usize) -> Result<()> {
+        let bytes = (self.checkpoint_bytes() + growth) as u64;
+        let limit = options.segment_capacity() / 2;
+        if bytes > limit {
+            return Err(Error::TooLarge { what: "checkpoint of all groups", bytes, limit });
+        }
+        Ok(())
+    }
 }
+
 
 /// The most bytes between the first and last record `entries` reads with one `pread`.
 const RUN_BYTES: u64 = 1 << 20;
@@ -239,16 +290,41 @@ impl Shared {
         let mut stall = Stall { counters: &self.stats, since: None };
         let mut core = self.core.lock();
         loop {
+            match self.make_room(&mut core, bytes, stall.since.is_some())? {
+                Room::Ready => return Ok(core),
+                Room::QueueFull => {}
+                Room::NoSpare => {
+                    stall.since.get_or_insert_with(Instant::now);
+                }
+            }
+            self.wait_progress(&mut core);
+        }
+    }
+
+    /// `lock_for` for background work, which must not wait (the housekeeper would wait for
+    /// itself): `None` unless the operation fits now.
+    pub fn try_lock_for(&self, bytes: usize) -> Result<Option<MutexGuard<'_, Core>>> {
+        let mut core = self.core.lock();
+        Ok(match self.make_room(&mut core, bytes, false)? {
+            Room::Ready => Some(core),
+            Room::QueueFull | Room::NoSpare => None,
+        })
+    }
+
+    /// Makes room in the active segment for an operation of `bytes` bytes, rotating to a spare
+    /// if one is ready. `waited`: this operation has waited for a spare already, so the error
+    /// of a preallocation made meanwhile is its answer.
+    fn make_room(&self, core: &mut Core, bytes: usize, waited: bool) -> Result<Room> {
+        loop {
             core.check_usable()?;
             if core.queue.bytes > 0 && core.queue.bytes + bytes > self.options.batch_bytes_max {
                 // The committer may be holding the batch back for more operations; there is no
                 // room for them.
                 self.work.notify_one();
-                self.wait_progress(&mut core);
-                continue;
+                return Ok(Room::QueueFull);
             }
             if (bytes + core.overhead()) as u64 <= core.room() {
-                return Ok(core);
+                return Ok(Room::Ready);
             }
             let fresh = BATCH_RECORD_BYTES + core.checkpoint_bytes() + bytes;
             if fresh as u64 > self.options.segment_capacity() {
@@ -261,18 +337,20 @@ impl Shared {
             if let Some(spare) = core.spares.pop_front() {
                 core.rotate(spare);
                 let _ = self.chores.send(Chore::Replenish);
+                if core.segments.len() > self.options.relocate_after_segments {
+                    let _ = self.chores.send(Chore::Relocate);
+                }
                 continue;
             }
             // An error from before this call is stale (space may be back): ask again, and fail
             // only with what the attempt made while this call waited says.
             if let Some(error) = core.spare_error.take()
-                && stall.since.is_some()
+                && waited
             {
                 return Err(Error::Io(error));
             }
             let _ = self.chores.send(Chore::Replenish);
-            stall.since.get_or_insert_with(Instant::now);
-            self.wait_progress(&mut core);
+            return Ok(Room::NoSpare);
         }
     }
 
@@ -317,6 +395,17 @@ impl Shared {
         }
     }
 
+    /// Ends an operation of the `Wal`'s own (no one waits for it) and wakes the committer if it
+    /// waits for this many.
+    pub fn submit_detached(&self, mut core: MutexGuard<'_, Core>) {
+        core.seal_op(None);
+        let wake = core.queue.ops >= core.wake_at;
+        drop(core);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
     /// Ends the operation `core` holds and wakes the committer if it waits for this many.
     fn submit(
         &self,
@@ -339,6 +428,15 @@ impl Shared {
     }
 }
 
+/// Why an operation cannot be queued yet.
+enum Room {
+    Ready,
+    /// The queue holds `batch_bytes_max` already.
+    QueueFull,
+    /// The active segment is full and no spare is ready.
+    NoSpare,
+}
+
 /// Counts one wait for a preallocated segment, however many wake-ups it took, when dropped.
 struct Stall<'a> {
     counters: &'a Counters,
@@ -352,11 +450,31 @@ impl Drop for Stall<'_> {
         }
     }
 }
-
-/// A write-ahead log for one Raft node's log. Cheap to clone; all clones share one log.
+/// A write-ahead log for one Raft node: one directory, one commit queue, for all of the node's
+/// Raft groups. Cheap to clone; all clones share one log.
+///
+/// A `Wal` derefs to its default group (id 0, in every log, never removed), so a node with one
+/// Raft group uses it as its log: `wal.append(..)`. More groups come from `create_group`;
+/// `submit` takes operations of many groups at once.
 #[derive(Clone)]
 pub struct Wal {
+    default: Group,
+}
+
+/// One Raft group's log within a `Wal`: the per-log API (append, truncate, purge, hard state,
+/// metadata, snapshot, reads). Cheap to clone, `Send + Sync`.
+///
+/// Everything submitted to a group is durable in submission order. Across groups the order is
+/// the same: all operations of all groups go through one queue, so when a completion resolves,
+/// every operation submitted before it, to any group, is durable too.
+///
+/// Once its group is removed, a handle fails with `NoGroup`, also after a group with the same id
+/// is created again: the new group is a new incarnation, which the old handle does not reach.
+#[derive(Clone)]
+pub struct Group {
     inner: Arc<Inner>,
+    slot: u32,
+    id: u64,
 }
 
 struct Inner {
@@ -381,14 +499,28 @@ impl Drop for Inner {
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Wal>();
+    send_sync::<Group>();
 };
 
 impl std::fmt::Debug for Wal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wal").field("dir", &self.inner.shared.dir).finish_non_exhaustive()
+        f.debug_struct("Wal").field("dir", &self.default.inner.shared.dir).finish_non_exhaustive()
     }
 }
 
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("id", &self.id).field("slot", &self.slot).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Wal {
+    type Target = Group;
+
+    fn deref(&self) -> &Group {
+        &self.default
+    }
+}
 impl Wal {
     /// Opens the log in `dir`, creating the directory if needed, and recovers it: every record
     /// is verified, a torn tail of the newest segment is cut durably, and the state is rebuilt.
@@ -455,7 +587,7 @@ impl Wal {
             fs,
             options,
             core: Mutex::new(Core {
-                log: recovered.log,
+                groups: recovered.groups,
                 segments,
                 written: (active.id, active_offset),
                 active: active.clone(),
@@ -496,13 +628,228 @@ impl Wal {
         }
         let _ = shared.chores.send(Chore::Replenish);
         shared.stats.opened(started.elapsed());
-        Ok(Wal {
-            inner: Arc::new(Inner {
-                shared,
-                running: Mutex::new(Some(Running { threads, _lock: lock })),
-                report: recovered.report,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            shared,
+            running: Mutex::new(Some(Running { threads, _lock: lock })),
+            report: recovered.report,
+        });
+        Ok(Wal { default: Group { inner, slot: DEFAULT_SLOT, id: DEFAULT_GROUP } })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.default.inner.shared
+    }
+
+    /// Makes everything durable, stops the background threads and releases the directory.
+    /// Every clone of this `Wal` fails with `Closed` afterwards. Dropping the last clone
+    /// closes too, but cannot report errors.
+    ///
+    /// # Errors
+    /// The error of the final sync, if any.
+    pub fn close(&self) -> Result<()> {
+        stop(self.shared(), &self.default.inner.running)
+    }
+
+    /// Creates group `id`, empty, and returns its handle. Its creation is ordered like any
+    /// operation: it is durable once anything submitted after it is (to any group), or after
+    /// `sync`; a crash before that forgets it.
+    ///
+    /// # Errors
+    /// `GroupExists`; `TooLarge` if the log has created 2^32 - 1 groups, or if the checkpoint
+    /// every segment starts with would not fit a segment any more; `Poisoned`, `Closed`.
+    pub fn create_group(&self, id: u64) -> Result<Group> {
+        let shared = self.shared();
+        let bytes = record_bytes_aligned(GROUP_CREATE_PAYLOAD_BYTES);
+        let mut core = shared.lock_for(bytes)?;
+        core.groups.check_create(id)?;
+        core.check_checkpoint_growth(&shared.options, GROUP_CHECKPOINT_BYTES_MIN)?;
+        let slot = core.groups.next_slot();
+        let head = RecordHead { kind: Kind::GroupCreate, flags: 0, group: slot, index: 0, term: 0 };
+        let payload: [u8; GROUP_CREATE_PAYLOAD_BYTES] = format::encode_u64s([id]);
+        core.emit(shared.options.sync, head, &payload);
+        core.groups.apply_create(slot, id);
+        drop(shared.submit(shared, core, None));
+        Ok(Group { inner: self.default.inner.clone(), slot, id })
+    }
+
+    /// Removes group `id` with everything it holds; its handles fail with `NoGroup` from now on.
+    /// Segments it alone kept are deleted once the removal is durable. A group created later
+    /// with the same id starts empty.
+    ///
+    /// # Errors
+    /// `NoGroup`; `DefaultGroup` for id 0; `Poisoned`, `Closed`.
+    pub fn remove_group(&self, id: u64) -> Result<Completion> {
+        let shared = self.shared();
+        let mut core = shared.lock_for(record_bytes_aligned(0))?;
+        let slot = core.groups.slot_of(id).ok_or(Error::NoGroup { id })?;
+        core.groups.check_remove(slot, id)?;
+        let head = RecordHead { kind: Kind::GroupRemove, flags: 0, group: slot, index: 0, term: 0 };
+        core.emit(shared.options.sync, head, &[]);
+        core.groups.apply_remove(slot);
+        core.schedule_deletion();
+        Ok(shared.submit(shared, core, None))
+    }
+
+    /// The handle of group `id`.
+    ///
+    /// # Errors
+    /// `NoGroup`; `Poisoned`, `Closed`.
+    pub fn group(&self, id: u64) -> Result<Group> {
+        let core = self.shared().core.lock();
+        core.check_usable()?;
+        let slot = core.groups.slot_of(id).ok_or(Error::NoGroup { id })?;
+        Ok(Group { inner: self.default.inner.clone(), slot, id })
+    }
+
+    /// The ids of the groups in the log, ascending; the default group 0 among them. Right after
+    /// `open`, the groups it recovered.
+    ///
+    /// # Errors
+    /// `Poisoned`, `Closed`.
+    pub fn groups(&self) -> Result<Vec<u64>> {
+        let core = self.shared().core.lock();
+        core.check_usable()?;
+        Ok(core.groups.ids())
+    }
+
+    /// Submits operations of many groups with one lock acquisition and one completion, as a
+    /// store writer does with the ready appends of its Raft groups. All or nothing: if one fails
+    /// its checks, none is submitted. In order, so a group may appear more than once.
+    ///
+    /// # Errors
+    /// `EmptyBatch` if `ops` is empty; `TooLarge` if their records exceed `batch_bytes_max`;
+    /// any error an operation alone would return (`NoGroup`, `NotContiguous`, ...).
+    pub fn submit(&self, ops: &[GroupOp<'_>]) -> Result<Completion> {
+        self.submit_inner(ops, None)
+    }
+
+    /// Like `submit`, with a callback as `Group::append_with` has.
+    ///
+    /// # Errors
+    /// As `submit`.
+    pub fn submit_with(&self, ops: &[GroupOp<'_>], callback: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
+        self.submit_inner(ops, Some(Box::new(callback))).map(drop)
+    }
+
+    fn submit_inner(&self, ops: &[GroupOp<'_>], callback: Option<Callback>) -> Result<Completion> {
+        if ops.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let shared = self.shared();
+        let mut bytes = 0;
+        let mut appended = 0;
+        for op in ops {
+            let group = op.group();
+            if !Arc::ptr_eq(&group.inner, &self.default.inner) {
+                return Err(Error::NoGroup { id: group.id });
+            }
+            bytes += match *op {
+                GroupOp::Append(_, entries) => {
+                    check_contiguous(entries)?;
+                    appended += entries.len();
+                    entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum()
+                }
+                GroupOp::HardState(..) => record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES),
+                GroupOp::Metadata(_, metadata) => {
+                    check_checkpointed_bytes(&shared.options, "metadata", metadata.len())?;
+                    record_bytes_aligned(metadata.len())
+                }
+            };
+        }
+        let limit = shared.options.batch_bytes_max;
+        if bytes > limit {
+            return Err(Error::TooLarge { what: "submitted operations", bytes: bytes as u64, limit: limit as u64 });
+        }
+        let mut core = shared.lock_for(bytes)?;
+        // Check everything before anything is queued; appends check against the group's next
+        // index as the earlier appends of this call leave it.
+        let mut next: HashMap<u32, u64> = HashMap::new();
+        for op in ops {
+            let group = op.group();
+            let log = core.groups.live(group.slot, group.id)?;
+            if let GroupOp::Append(_, entries) = *op {
+                let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
+                match next.get(&group.slot) {
+                    Some(&expected) if expected != first => {
+                        return Err(Error::NotContiguous { expected, got: first });
+                    }
+                    Some(_) => {}
+                    None => log.check_append(first, last)?,
+                }
+                next.insert(group.slot, last + 1);
+            }
+        }
+        let sync = shared.options.sync;
+        for op in ops {
+            let slot = op.group().slot;
+            match *op {
+                GroupOp::Append(_, entries) => core.append(sync, slot, entries),
+                GroupOp::HardState(_, hard_state) => core.set_hard_state(sync, slot, hard_state),
+                GroupOp::Metadata(_, metadata) => core.set_metadata(sync, slot, metadata.to_vec()),
+            }
+        }
+        let done = shared.submit(shared, core, callback);
+        if appended > 0 {
+            shared.stats.appended(appended);
+        }
+        Ok(done)
+    }
+
+    /// The groups whose entries keep the oldest segments, oldest first, at most `limit`: the
+    /// ones to snapshot and purge (or remove) when the log holds more than it should. Their
+    /// entries are relocated to the newest segment once the log holds more than
+    /// `Options::relocate_after_segments` segments.
+    ///
+    /// # Errors
+    /// `Poisoned`, `Closed`.
+    pub fn lagging_groups(&self, limit: usize) -> Result<Vec<LaggingGroup>> {
+        let core = self.shared().core.lock();
+        core.check_usable()?;
+        let active = core.active.id;
+        Ok(core
+            .groups
+            .oldest_pins(limit)
+            .into_iter()
+            .map(|(id, segment)| LaggingGroup { id, segments_behind: active.0 - segment.0 })
+            .collect())
+    }
+    /// On a stepped file system (see `Fs::stepped`, as `SimFs` is), runs the background work
+    /// (queued batches, preallocation, deletion) until none is left: a quiet point for a test to
+    /// plan a fault from. Does nothing when the `Wal` has background threads.
+    pub fn quiesce(&self) {
+        self.shared().step_until(|| false);
+    }
+
+    /// What `open` found and repaired.
+    #[must_use]
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.default.inner.report
+    }
+
+    /// Counters since open, and the log's size now.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let shared = self.shared();
+        let core = shared.core.lock();
+        let indexes = core.groups.iter().map(|(_, state)| &state.log.index);
+        let (entries, bytes) = indexes.fold((0, 0), |(entries, bytes), index| {
+            (entries + index.next() - index.first(), bytes + index.heap_bytes() as u64)
+        });
+        Stats {
+            segments: core.segments.len() as u64,
+            groups: core.groups.len() as u64,
+            index_entries: entries,
+            index_bytes: bytes,
+            ..shared.stats.snapshot()
+        }
+    }
+}
+
+impl Group {
+    /// The group's id.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     fn shared(&self) -> &Arc<Shared> {
@@ -539,17 +886,8 @@ impl Wal {
     }
 
     fn append_inner(&self, entries: &[Entry], callback: Option<Callback>) -> Result<Completion> {
-        let first = entries.first().ok_or(Error::EmptyBatch)?;
-        for (offset, entry) in entries.iter().enumerate() {
-            let expected = first
-                .index
-                .checked_add(offset as u64)
-                .ok_or(Error::IndexTooLarge { index: first.index, max: INDEX_MAX })?;
-            if entry.index != expected {
-                return Err(Error::NotContiguous { expected, got: entry.index });
-            }
-        }
-        let last = entries.last().expect("not empty").index;
+        check_contiguous(entries)?;
+        let (first, last) = (&entries[0], entries[entries.len() - 1].index);
         let bytes: usize = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
         let limit = self.shared().options.batch_bytes_max;
         if bytes > limit {
@@ -558,13 +896,8 @@ impl Wal {
         let shared = self.shared();
         let sync = shared.options.sync;
         let mut core = shared.lock_for(bytes)?;
-        core.log.check_append(first.index, last)?;
-        for entry in entries {
-            let head =
-                RecordHead { kind: Kind::Entry, flags: 0, group: 0, index: entry.index, term: entry.term };
-            let location = core.emit(sync, head, &entry.data);
-            core.log.apply_entry(entry.index, entry.term, location);
-        }
+        core.groups.live(self.slot, self.id)?.check_append(first.index, last)?;
+        core.append(sync, self.slot, entries);
         let done = shared.submit(shared, core, callback);
         shared.stats.appended(entries.len());
         Ok(done)
@@ -578,11 +911,12 @@ impl Wal {
     pub fn truncate(&self, from: u64) -> Result<Completion> {
         let shared = self.shared();
         let mut core = shared.lock_for(record_bytes_aligned(0))?;
-        core.log.check_truncate(from)?;
-        if core.log.index.contains(from) {
-            let head = RecordHead { kind: Kind::Truncate, flags: 0, group: 0, index: from, term: 0 };
+        let log = core.groups.live(self.slot, self.id)?;
+        log.check_truncate(from)?;
+        if log.index.contains(from) {
+            let head = RecordHead { kind: Kind::Truncate, flags: 0, group: self.slot, index: from, term: 0 };
             core.emit(shared.options.sync, head, &[]);
-            core.log.apply_truncate(from);
+            core.groups.change(self.slot, |log| log.apply_truncate(from));
         }
         Ok(shared.submit(shared, core, None))
     }
@@ -596,10 +930,10 @@ impl Wal {
     pub fn purge(&self, upto: u64) -> Result<Completion> {
         let shared = self.shared();
         let mut core = shared.lock_for(record_bytes_aligned(0))?;
-        if let Some(term) = core.log.check_purge(upto)? {
-            let head = RecordHead { kind: Kind::Purge, flags: 0, group: 0, index: upto, term };
+        if let Some(term) = core.groups.live(self.slot, self.id)?.check_purge(upto)? {
+            let head = RecordHead { kind: Kind::Purge, flags: 0, group: self.slot, index: upto, term };
             core.emit(shared.options.sync, head, &[]);
-            core.log.apply_purge(upto, term);
+            core.groups.change(self.slot, |log| log.apply_purge(upto, term));
             core.schedule_deletion();
         }
         Ok(shared.submit(shared, core, None))
@@ -612,11 +946,8 @@ impl Wal {
     pub fn set_hard_state(&self, hard_state: HardState) -> Result<Completion> {
         let shared = self.shared();
         let mut core = shared.lock_for(record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES))?;
-        let HardState { term, vote, commit } = hard_state;
-        let payload: [u8; HARD_STATE_PAYLOAD_BYTES] = format::encode_u64s([term, vote, commit]);
-        let head = RecordHead { kind: Kind::HardState, flags: 0, group: 0, index: 0, term: 0 };
-        core.emit(shared.options.sync, head, &payload);
-        core.log.hard_state = Some(hard_state);
+        core.groups.live(self.slot, self.id)?;
+        core.set_hard_state(shared.options.sync, self.slot, hard_state);
         Ok(shared.submit(shared, core, None))
     }
 
@@ -629,14 +960,12 @@ impl Wal {
     /// each one); `Poisoned`, `Closed`.
     pub fn set_metadata(&self, metadata: Vec<u8>) -> Result<Completion> {
         let shared = self.shared();
-        let limit = shared.options.segment_capacity() / 4;
-        if metadata.len() as u64 > limit {
-            return Err(Error::TooLarge { what: "metadata", bytes: metadata.len() as u64, limit });
-        }
+        check_checkpointed_bytes(&shared.options, "metadata", metadata.len())?;
         let mut core = shared.lock_for(record_bytes_aligned(metadata.len()))?;
-        let head = RecordHead { kind: Kind::Metadata, flags: 0, group: 0, index: 0, term: 0 };
-        core.emit(shared.options.sync, head, &metadata);
-        core.log.metadata = Some(metadata);
+        let log = core.groups.live(self.slot, self.id)?;
+        let growth = metadata.len().saturating_sub(log.metadata.as_ref().map_or(0, Vec::len));
+        core.check_checkpoint_growth(&shared.options, growth)?;
+        core.set_metadata(shared.options.sync, self.slot, metadata);
         Ok(shared.submit(shared, core, None))
     }
 
@@ -650,17 +979,19 @@ impl Wal {
     /// `Poisoned`, `Closed`.
     pub fn install_snapshot(&self, meta: SnapshotMeta) -> Result<Completion> {
         let shared = self.shared();
-        let limit = shared.options.segment_capacity() / 4;
-        if meta.data.len() as u64 > limit {
-            return Err(Error::TooLarge { what: "snapshot meta", bytes: meta.data.len() as u64, limit });
-        }
+        check_checkpointed_bytes(&shared.options, "snapshot meta", meta.data.len())?;
         let mut core = shared.lock_for(record_bytes_aligned(meta.data.len()))?;
-        core.log.check_snapshot(&meta)?;
-        let keep_log = core.log.snapshot_keeps_log(&meta);
+        let log = core.groups.live(self.slot, self.id)?;
+        log.check_snapshot(&meta)?;
+        let growth = meta.data.len().saturating_sub(log.snapshot.as_ref().map_or(0, |old| old.data.len()));
+        core.check_checkpoint_growth(&shared.options, growth)?;
+        let log = core.groups.live(self.slot, self.id)?;
+        let keep_log = log.snapshot_keeps_log(&meta);
         let flags = if keep_log { format::SNAPSHOT_KEEPS_LOG } else { 0 };
-        let head = RecordHead { kind: Kind::Snapshot, flags, group: 0, index: meta.index, term: meta.term };
+        let head =
+            RecordHead { kind: Kind::Snapshot, flags, group: self.slot, index: meta.index, term: meta.term };
         core.emit(shared.options.sync, head, &meta.data);
-        core.log.apply_snapshot(meta, keep_log);
+        core.groups.change(self.slot, |log| log.apply_snapshot(meta, keep_log));
         core.schedule_deletion();
         Ok(shared.submit(shared, core, None))
     }
@@ -695,16 +1026,6 @@ impl Wal {
         Ok(())
     }
 
-    /// Makes everything durable, stops the background threads and releases the directory.
-    /// Every clone of this `Wal` fails with `Closed` afterwards. Dropping the last clone
-    /// closes too, but cannot report errors.
-    ///
-    /// # Errors
-    /// The error of the final sync, if any.
-    pub fn close(&self) -> Result<()> {
-        stop(self.shared(), &self.inner.running)
-    }
-
     /// Reads entries `[range.start, range.end)`, stopping before the total payload would exceed
     /// `max_bytes`; at least one entry is returned if the range is not empty.
     ///
@@ -718,9 +1039,10 @@ impl Wal {
         let sources = {
             let core = self.shared().core.lock();
             core.check_usable()?;
+            let log = core.groups.live(self.slot, self.id)?;
             for bound in [range.start, range.end - 1] {
-                if !core.log.index.contains(bound) {
-                    return Err(core.log.out_of_range(bound));
+                if !log.index.contains(bound) {
+                    return Err(log.out_of_range(bound));
                 }
             }
             range
@@ -728,7 +1050,7 @@ impl Wal {
                 .map(|index| {
                     // Recovery fails on missing entries, so this is for an index bug's sake.
                     let missing = Error::MissingEntries { first: index, last: index };
-                    core.source(index, core.log.index.locate(index).ok_or(missing)?)
+                    core.source(index, log.index.locate(index).ok_or(missing)?)
                 })
                 .collect::<Result<Vec<Source>>>()?
         };
@@ -772,7 +1094,7 @@ impl Wal {
         match entries.pop() {
             Some(entry) => Ok(entry),
             // Only `u64::MAX` makes an empty range: never an entry's index.
-            None => Err(self.shared().core.lock().log.out_of_range(index)),
+            None => self.read(|log| log.out_of_range(index)).and_then(Err),
         }
     }
 
@@ -847,35 +1169,53 @@ impl Wal {
     fn read<T>(&self, read: impl FnOnce(&LogState) -> T) -> Result<T> {
         let core = self.shared().core.lock();
         core.check_usable()?;
-        Ok(read(&core.log))
+        Ok(read(core.groups.live(self.slot, self.id)?))
     }
 
-    /// On a stepped file system (see `Fs::stepped`, as `SimFs` is), runs the background work
-    /// (queued batches, preallocation, deletion) until none is left: a quiet point for a test to
-    /// plan a fault from. Does nothing when the `Wal` has background threads.
-    pub fn quiesce(&self) {
-        self.shared().step_until(|| false);
-    }
+}
 
-    /// What `open` found and repaired.
-    #[must_use]
-    pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.inner.report
-    }
+/// One operation of `Wal::submit`, on the group whose handle it holds.
+#[derive(Clone, Copy, Debug)]
+pub enum GroupOp<'a> {
+    /// `Group::append`.
+    Append(&'a Group, &'a [Entry]),
+    /// `Group::set_hard_state`.
+    HardState(&'a Group, HardState),
+    /// `Group::set_metadata`.
+    Metadata(&'a Group, &'a [u8]),
+}
 
-    /// Counters since open, and the log's size now.
-    #[must_use]
-    pub fn stats(&self) -> Stats {
-        let shared = self.shared();
-        let core = shared.core.lock();
-        let index = &core.log.index;
-        Stats {
-            segments: core.segments.len() as u64,
-            index_entries: index.next() - index.first(),
-            index_bytes: index.heap_bytes() as u64,
-            ..shared.stats.snapshot()
+impl GroupOp<'_> {
+    fn group(&self) -> &Group {
+        match self {
+            GroupOp::Append(group, _) | GroupOp::HardState(group, _) | GroupOp::Metadata(group, _) => group,
         }
     }
+}
+
+/// Checks that `entries` are not empty and their indexes follow one another.
+fn check_contiguous(entries: &[Entry]) -> Result<()> {
+    let first = entries.first().ok_or(Error::EmptyBatch)?;
+    for (offset, entry) in entries.iter().enumerate() {
+        let expected = first
+            .index
+            .checked_add(offset as u64)
+            .ok_or(Error::IndexTooLarge { index: first.index, max: INDEX_MAX })?;
+        if entry.index != expected {
+            return Err(Error::NotContiguous { expected, got: entry.index });
+        }
+    }
+    Ok(())
+}
+
+/// Metadata and snapshot meta are repeated in every segment's checkpoint: at most a quarter of
+/// a segment each.
+fn check_checkpointed_bytes(options: &Options, what: &'static str, bytes: usize) -> Result<()> {
+    let limit = options.segment_capacity() / 4;
+    if bytes as u64 > limit {
+        return Err(Error::TooLarge { what, bytes: bytes as u64, limit });
+    }
+    Ok(())
 }
 
 /// Syncs, then stops the committer (after it drains the queue) and the housekeeper.

@@ -79,7 +79,7 @@ fn regression_salvage_cut_dropped_the_purge_that_deleted_a_segment() {
     let report = wal.recovery_report().clone();
     let cut = report.salvaged.expect("salvaged").cut;
     assert_eq!((cut.path, cut.offset), (damaged, offset));
-    let lost = report.missing_dropped.expect("the entries of the deleted segment are reported");
+    let lost = report.missing_dropped.get(&0).expect("the entries of the deleted segment are reported");
     assert_eq!(*lost.start(), 1);
     assert_eq!(wal.first_index().unwrap(), Some(lost.end() + 1));
 }

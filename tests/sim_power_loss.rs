@@ -399,7 +399,7 @@ fn flip_a_durable_bit(run: &mut Run, wal: Wal) {
         let mut expected = State::default();
         survivors[..survivors.len().checked_sub(lost)?].iter().for_each(|op| expected.apply(op));
         // Entries whose segments a purge after the cut had deleted are gone with it.
-        if let Some(missing) = &missing_dropped {
+        if let Some(missing) = missing_dropped.get(&0) {
             if expected.first() != Some(*missing.start()) {
                 return None;
             }

@@ -285,9 +285,9 @@ fn print_repair(outcome: Option<Repaired>) -> u8 {
                     );
                 }
             }
-            if let Some(missing) = &report.missing_dropped {
+            for (group, missing) in &report.missing_dropped {
                 println!(
-                    "  entries {}..={} were lost with their deleted segments",
+                    "  group {group}: entries {}..={} were lost with their deleted segments",
                     missing.start(),
                     missing.end()
                 );
