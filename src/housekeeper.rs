@@ -143,13 +143,25 @@ fn delete_below(shared: &Shared, below: SegmentId) {
     }
 }
 
-/// Copies the live entries in segments older than the newest `Options::relocate_after_segments`
-/// to the active segment, so that those segments can go: one operation per group, read outside
-/// the lock and queued only if the group did not change meanwhile. What does not fit now (the
-/// queue or the active segment is full, or one group's entries exceed a batch) waits for the
-/// next rotation; `Wal::lagging_groups` names the groups that keep old segments.
+/// The most entries of one group relocated at once. Relocation is for groups that lag with a
+/// few live entries; a group with more in old segments is one that never purges, and copying
+/// its log again and again would multiply the bytes written: it is left in place and named by
+/// `Wal::lagging_groups`, for the application to snapshot and purge.
+pub const RELOCATE_ENTRIES_MAX: usize = 1024;
+
+/// A round of relocation copies at most this fraction of the bytes it frees (1/4): the write
+/// amplification it adds stays at or below 25 %.
+const RELOCATE_COST_DIVISOR: u64 = 4;
+
+/// Copies the live entries that keep old segments to the active segment, so that those
+/// segments can go. Old: older than the newest `Options::relocate_after_segments`, and older
+/// than the oldest entry of any group with more than `RELOCATE_ENTRIES_MAX` there (those
+/// segments stay anyway). Entries are read outside the lock; each group's copies are one
+/// operation, queued only if the group did not change meanwhile. Nothing is copied if the copies
+/// would exceed a quarter of the bytes freed; what does not fit now (the queue or the active
+/// segment is full) waits for the next rotation.
 fn relocate(shared: &Shared) {
-    let plan: Vec<(u32, Vec<(u64, Location)>, Vec<Arc<Segment>>)> = {
+    let (plan, freed) = {
         let core = shared.core.lock();
         if core.closing || core.poisoned.is_some() {
             return;
@@ -157,32 +169,56 @@ fn relocate(shared: &Shared) {
         let Some(&horizon) = core.segments.keys().nth_back(shared.options.relocate_after_segments - 1) else {
             return;
         };
-        core.groups
+        let mut candidates: Vec<(u32, Vec<(u64, Location)>)> = core
+            .groups
             .pinning_below(horizon)
             .into_iter()
-            .map(|slot| {
-                let located = core.groups.get(slot).expect("pinning groups exist").index.stored_below(horizon);
-                let segments = located.iter().map(|(_, at)| core.segments[&at.segment].clone()).collect();
+            .map(|slot| (slot, core.groups.get(slot).expect("pinning groups exist").index.stored_below(horizon)))
+            .collect();
+        let below = candidates
+            .iter()
+            .filter(|(_, located)| located.len() > RELOCATE_ENTRIES_MAX)
+            .filter_map(|(_, located)| located.iter().map(|(_, at)| at.segment).min())
+            .fold(horizon, SegmentId::min);
+        candidates.retain_mut(|(_, located)| {
+            located.retain(|(_, at)| at.segment < below);
+            !located.is_empty()
+        });
+        let freed = core.segments.range(..below).map(|(_, segment)| segment.bytes).sum::<u64>();
+        let plan: Vec<_> = candidates
+            .into_iter()
+            .map(|(slot, located)| {
+                let segments: Vec<Arc<Segment>> =
+                    located.iter().map(|(_, at)| core.segments[&at.segment].clone()).collect();
                 (slot, located, segments)
             })
-            .collect()
+            .collect();
+        (plan, freed)
     };
+    let mut copies = Vec::with_capacity(plan.len());
     for (slot, located, segments) in plan {
         let entries: Result<Vec<Entry>, Error> = located
             .iter()
             .zip(&segments)
             .map(|((index, at), segment)| segment.read_entry(u64::from(at.offset), *index))
             .collect();
-        let Ok(entries) = entries else {
-            // Readers of these entries get the same error; a later open reports the damage.
-            shared.stats.housekeeping_failed();
-            continue;
-        };
-        let bytes: usize = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
-        if bytes > shared.options.batch_bytes_max {
-            continue;
+        match entries {
+            Ok(entries) => copies.push((slot, located, entries)),
+            Err(_) => {
+                // Readers of these entries get the same error; the next open reports the damage.
+                shared.stats.housekeeping_failed();
+                return;
+            }
         }
-        let Ok(Some(mut core)) = shared.try_lock_for(bytes) else { return };
+    }
+    let bytes_of =
+        |entries: &[Entry]| entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum::<usize>();
+    let cost: usize = copies.iter().map(|(_, _, entries)| bytes_of(entries)).sum();
+    if cost as u64 > freed / RELOCATE_COST_DIVISOR {
+        return;
+    }
+    for (slot, located, entries) in copies {
+        let Ok(Some(mut core)) = shared.try_lock_for(bytes_of(&entries)) else { return };
         let unchanged = core.groups.get(slot).is_some_and(|log| {
             located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at))
         });

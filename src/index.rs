@@ -46,6 +46,25 @@ impl Span {
         }
     }
 
+    /// The entries before `index` and those after it, as spans; `index` is in this span.
+    fn split_around(self, index: u64) -> (Option<Span>, Option<Span>) {
+        let before = index - self.first();
+        let (left, right) = match self {
+            Span::Stored { segment, first, mut offsets } => {
+                let after = offsets.split_off(before as usize + 1);
+                offsets.truncate(before as usize);
+                (
+                    Span::Stored { segment, first, offsets },
+                    Span::Stored { segment, first: index + 1, offsets: after },
+                )
+            }
+            Span::Missing { first, len } => {
+                (Span::Missing { first, len: before }, Span::Missing { first: index + 1, len: len - before - 1 })
+            }
+        };
+        (Some(left).filter(|span| span.len() > 0), Some(right).filter(|span| span.len() > 0))
+    }
+
     /// Drops the first `drop` entries.
     fn drop_front(&mut self, drop: u64) {
         match self {
@@ -250,22 +269,24 @@ impl Index {
         found
     }
 
-    /// Whether entry `index` can be relocated now: it is stored, and first in its span (entries
-    /// are relocated in index order, each run of one segment from its start).
-    pub fn relocatable(&self, index: u64) -> bool {
-        matches!(self.span_of(index), Some(Span::Stored { first, .. }) if *first == index)
-    }
-
-    /// Moves entry `index` to `location`, where a copy of its record was written.
+    /// Moves entry `index`, of `term`, to `location`, where a copy of its record was written.
+    /// The entry's span is split around it; the copy joins the span before it when that span
+    /// ends, in the same segment, with the copy of the entry before. During replay the entry may
+    /// be missing (its old segment is deleted): the copy fills it in, and gives it its term.
     ///
     /// # Panics
-    /// Unless `relocatable(index)`: callers check first.
-    pub fn relocate(&mut self, index: u64, location: Location) {
-        assert!(self.relocatable(index), "entry {index} is not relocatable");
-        let at = self.spans.partition_point(|span| span.first() <= index) - 1;
-        self.spans[at].drop_front(1);
-        if self.spans[at].len() == 0 {
-            self.spans.remove(at);
+    /// Unless the index holds entry `index` and, if its term is known, with `term`: callers
+    /// check first.
+    pub fn relocate(&mut self, index: u64, term: u64, location: Location) {
+        assert!(self.contains(index), "entry {index} is not in the index");
+        let known = self.term(index);
+        assert!(known.is_none_or(|known| known == term), "entry {index} relocated with another term");
+        let mut at = self.spans.partition_point(|span| span.first() <= index) - 1;
+        let span = self.spans.remove(at).expect("the span holding the entry");
+        let (left, right) = span.split_around(index);
+        if let Some(left) = left {
+            self.spans.insert(at, left);
+            at += 1;
         }
         match at.checked_sub(1).map(|before| &mut self.spans[before]) {
             Some(Span::Stored { segment, offsets, .. })
@@ -273,11 +294,47 @@ impl Index {
             {
                 offsets.push(location.offset);
             }
-            _ => self.spans.insert(
-                at,
-                Span::Stored { segment: location.segment, first: index, offsets: vec![location.offset] },
-            ),
+            _ => {
+                self.spans.insert(
+                    at,
+                    Span::Stored { segment: location.segment, first: index, offsets: vec![location.offset] },
+                );
+                at += 1;
+            }
         }
+        if let Some(right) = right {
+            self.spans.insert(at, right);
+        }
+        if known.is_none() {
+            self.set_term(index, term);
+        }
+    }
+
+    /// Gives entry `index` a term, splitting the run that holds it.
+    fn set_term(&mut self, index: u64, term: u64) {
+        let at = self.terms.partition_point(|run| run.first <= index) - 1;
+        let run = self.terms[at];
+        let run_end = self.terms.get(at + 1).map_or(self.next, |next| next.first);
+        let mut pieces = Vec::with_capacity(3);
+        if run.first < index {
+            pieces.push(TermRun { first: run.first, term: run.term });
+        }
+        pieces.push(TermRun { first: index, term: Some(term) });
+        if index + 1 < run_end {
+            pieces.push(TermRun { first: index + 1, term: run.term });
+        }
+        self.terms.remove(at);
+        for (offset, piece) in pieces.into_iter().enumerate() {
+            self.terms.insert(at + offset, piece);
+        }
+        // Merge runs of one term that now touch.
+        let mut merged: VecDeque<TermRun> = VecDeque::with_capacity(self.terms.len());
+        for run in self.terms.drain(..) {
+            if merged.back().is_none_or(|last| last.term != run.term) {
+                merged.push_back(run);
+            }
+        }
+        self.terms = merged;
     }
 
     /// Heap bytes the index holds, capacity included.
@@ -410,15 +467,13 @@ mod tests {
         let old = index.stored_below(SegmentId(1));
         assert_eq!(old.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (5..=10).collect::<Vec<_>>());
         for (n, (i, _)) in old.iter().enumerate() {
-            assert!(index.relocatable(*i));
-            assert!(!index.relocatable(*i + 1) || *i == 10, "only the first of a span moves");
-            index.relocate(*i, at(5, 64 * n as u32));
+            index.relocate(*i, 1, at(5, 64 * n as u32));
         }
         assert_eq!(index.oldest_segment(), Some(SegmentId(1)));
         assert_eq!(index.locate(7), Some(at(5, 128)));
         assert_eq!(index.term(7), Some(1));
         for i in 11..=20 {
-            index.relocate(i, at(5, 64 * (i as u32 - 5)));
+            index.relocate(i, if i <= 12 { 1 } else { 2 }, at(5, 64 * (i as u32 - 5)));
         }
         assert_eq!(index.oldest_segment(), Some(SegmentId(2)));
         assert_eq!(index.stored_below(SegmentId(2)), Vec::new());
@@ -428,6 +483,26 @@ mod tests {
         assert_eq!(index.oldest_segment(), Some(SegmentId(5)));
         index.push(8, 4, at(6, 0));
         assert_eq!(index.locate(8), Some(at(6, 0)));
+    }
+
+    #[test]
+    fn relocating_missing_entries_restores_them_and_their_terms() {
+        let mut index = Index::empty_at(5);
+        index.push_missing(4);
+        index.push(9, 3, at(2, 0));
+        // Out of order, as replay meets the copies of entries whose old segments are gone.
+        index.relocate(7, 3, at(7, 0));
+        index.relocate(5, 2, at(8, 0));
+        index.relocate(6, 3, at(8, 64));
+        assert_eq!(index.locate(6), Some(at(8, 64)));
+        assert_eq!(index.locate(7), Some(at(7, 0)));
+        assert_eq!((index.term(5), index.term(6), index.term(8), index.term(9)), (Some(2), Some(3), None, Some(3)));
+        assert_eq!(index.missing(), Some((8, 8)));
+        index.relocate(8, 3, at(8, 192));
+        assert_eq!(index.missing(), None);
+        assert_eq!(index.oldest_segment(), Some(SegmentId(2)));
+        assert_eq!(index.locate(8), Some(at(8, 192)));
+        assert_eq!(index.terms.len(), 2, "runs of one term merge: {:?}", index.terms);
     }
 
     #[test]

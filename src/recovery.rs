@@ -757,12 +757,13 @@ impl Replay {
         let log = groups.get(slot).ok_or_else(|| format!("{:?} record for group slot {slot}, not live", head.kind))?;
         match head.kind {
             Kind::Entry if head.flags == format::ENTRY_RELOCATED => {
-                if !log.index.relocatable(head.index) || log.index.term(head.index) != Some(head.term) {
+                let term_matches = log.index.term(head.index).is_none_or(|term| term == head.term);
+                if !log.index.contains(head.index) || !term_matches {
                     return Err(format!("relocated entry {} does not match the log", head.index));
                 }
                 let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
                 let location = Location { segment: segment.id, offset };
-                groups.change(slot, |log| log.index.relocate(head.index, location));
+                groups.change(slot, |log| log.index.relocate(head.index, head.term, location));
             }
             Kind::Entry => {
                 log.check_append(head.index, head.index).map_err(fail)?;

@@ -258,7 +258,7 @@ impl Core {
                 term: entry.term,
             };
             let location = self.emit(sync, head, &entry.data);
-            self.groups.change(slot, |log| log.index.relocate(entry.index, location));
+            self.groups.change(slot, |log| log.index.relocate(entry.index, entry.term, location));
         }
     }
 

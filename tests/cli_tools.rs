@@ -58,9 +58,12 @@ fn healthy_log_stat_dump_verify_and_untouched_by_repair() {
 
     let stat = raftwal(&["stat", "--json"], dir.path());
     let json: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
-    assert_eq!(json["first_index"], 1);
-    assert_eq!(json["last_index"], 120);
-    assert_eq!(json["hard_state"]["commit"], 100);
+    assert_eq!(json["group_count"], 1);
+    let default = &json["groups"][0];
+    assert_eq!(default["id"], 0);
+    assert_eq!(default["first_index"], 1);
+    assert_eq!(default["last_index"], 120);
+    assert_eq!(default["hard_state"]["commit"], 100);
     assert!(json["segments"].as_array().unwrap().len() > 2);
     assert!(json["damage"].is_null());
 
@@ -204,13 +207,13 @@ fn newer_format_version_is_refused_in_one_line() {
     sample_log(dir.path());
     let first = segment_paths(dir.path())[0].clone();
     let mut bytes = std::fs::read(&first).unwrap();
-    bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&6u32.to_le_bytes());
     let crc = crc32c::crc32c(&bytes[..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&first, bytes).unwrap();
     let output = raftwal(&["stat"], dir.path());
     assert_eq!(output.status.code(), Some(0), "stat reports damage rather than failing");
-    assert!(stdout(&output).contains("unsupported format version 5"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("unsupported format version 6"), "{}", stdout(&output));
     let verify = raftwal(&["verify"], dir.path());
     assert_eq!(verify.status.code(), Some(2));
     assert_eq!(stdout(&verify).lines().count(), 1);

@@ -11,11 +11,16 @@ use std::path::{Path, PathBuf};
 use common::{Fixture, Model, newest_with_records, record_offsets, segment_paths, small_segments};
 use raftwal::{Error, HardState, Options, SyncMode, Wal};
 
-/// A closed log of several small segments, with a hard state.
-/// A closed log of 300 entries and a hard state.
+/// A closed log of 300 entries in several small segments, a hard state, and a spare after them
+/// (the housekeeper makes it in the background; a loaded machine can take a while).
 fn written_log(options: Options) -> (tempfile::TempDir, Model) {
     let mut fixture = Fixture::written(options, 1..301);
     fixture.model.set_hard_state(&fixture.wal, HardState { term: 1, vote: 3, commit: 300 });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while segment_paths(fixture.dir.path()).last() == Some(&newest_with_records(fixture.dir.path())) {
+        assert!(std::time::Instant::now() < deadline, "no spare was preallocated");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     fixture.close()
 }
 

@@ -205,6 +205,8 @@ struct Outcome {
     crashes: u64,
     /// Segments emptied by a purge and given a new life as spares.
     recycled: u64,
+    /// Entries copied out of old segments.
+    relocated: u64,
     /// The trace, with the file system's operation count: equal for two runs of one seed.
     trace: String,
 }
@@ -218,6 +220,8 @@ fn run_seed(seed: u64) -> Outcome {
         sync: if rng.chance(85) { SyncMode::Data } else { SyncMode::None },
         // Recycling mostly on, sometimes capped at one file, sometimes off (all deleted).
         recycled_segments_max: [4, 4, 1, 0][rng.below(4) as usize],
+        // Mostly relocating the entries of lagging groups early, so that it meets power cuts.
+        relocate_after_segments: [2, 3, 4, 8][rng.below(4) as usize],
         ..Options::default()
     };
     let mut run = Run {
@@ -230,7 +234,7 @@ fn run_seed(seed: u64) -> Outcome {
     };
     run.log(format!("sector {sector}, {:?}", run.options));
     let mut history = History::new(State::default());
-    let mut recycled = 0;
+    let (mut recycled, mut relocated) = (0, 0);
     for round in 0..ROUNDS {
         run.log(format!("-- round {round}"));
         run.plan_faults();
@@ -242,6 +246,7 @@ fn run_seed(seed: u64) -> Outcome {
         history = History::new(state);
         run.round(&wal, &mut history);
         recycled += wal.stats().segments_recycled;
+        relocated += wal.stats().entries_relocated;
         if run.options.sync == SyncMode::None {
             // Without fsyncs nothing is acknowledged as durable: only what `sync` covered.
             history.acked = 0;
@@ -270,7 +275,7 @@ fn run_seed(seed: u64) -> Outcome {
     }
     let ops = run.sim.ops();
     run.log(format!("{ops} file-system operations"));
-    Outcome { power_losses: run.sim.power_losses(), crashes: run.sim.crashes(), recycled, trace: run.trace }
+    Outcome { power_losses: run.sim.power_losses(), crashes: run.sim.crashes(), recycled, relocated, trace: run.trace }
 }
 
 /// Loses or shortens a segment file holding records: open must fail, and change nothing.
@@ -428,21 +433,24 @@ fn seeds() -> Vec<u64> {
 fn power_loss_simulation() {
     let seeds = seeds();
     let started = std::time::Instant::now();
-    let (mut power_losses, mut crashes, mut recycled) = (0, 0, 0);
+    let (mut power_losses, mut crashes, mut recycled, mut relocated) = (0, 0, 0, 0);
     for &seed in &seeds {
         let outcome = run_seed(seed);
         power_losses += outcome.power_losses;
         crashes += outcome.crashes;
         recycled += outcome.recycled;
+        relocated += outcome.relocated;
     }
     let elapsed = started.elapsed();
     eprintln!(
-        "{} seeds, {power_losses} simulated power losses and {crashes} process crashes, {recycled} segments recycled, in {elapsed:.1?} ({:.0}/s)",
+        "{} seeds, {power_losses} simulated power losses and {crashes} process crashes, {recycled} segments recycled, {relocated} entries relocated, in {elapsed:.1?} ({:.0}/s)",
         seeds.len(),
         (power_losses + crashes) as f64 / elapsed.as_secs_f64()
     );
     // Power cuts must also meet recycled files, with their stale bytes after the log's end.
     assert!(seeds.len() < 100 || recycled > seeds.len() as u64, "{recycled} segments recycled");
+    // And the copies of lagging groups' entries, whose originals' segments are gone.
+    assert!(seeds.len() < 100 || relocated > 0, "no entry was relocated");
 }
 
 /// A seed replays exactly: raftwal's background work runs as steps the seed orders, so two runs

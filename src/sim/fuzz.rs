@@ -94,6 +94,7 @@ fn run_crash_model(input: &mut Unstructured<'_>) -> ArbitraryResult<()> {
         segment_bytes: if input.arbitrary()? { 4096 } else { 8192 },
         sync: if input.ratio(1, 8)? { SyncMode::None } else { SyncMode::Data },
         recycled_segments_max: input.int_in_range(0..=4)?,
+        relocate_after_segments: input.int_in_range(2..=8)?,
         ..Options::default()
     };
     let mut history = History::default();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Entry, Error, HardState, LogId, SnapshotMeta, Wal};
+use crate::{Entry, Error, Group, HardState, LogId, SnapshotMeta, Wal};
 
 /// One record's worth of change, in submission order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,9 +14,15 @@ pub enum Op {
     HardState(HardState),
     Snapshot(SnapshotMeta),
     Metadata(Vec<u8>),
+    /// Creates group `id`, empty.
+    CreateGroup(u64),
+    /// Removes group `id` with everything it holds.
+    RemoveGroup(u64),
+    /// One record of group `id` (not the default group, whose records are the other ops).
+    Group(u64, Box<Op>),
 }
 
-/// The log as the model sees it.
+/// The log as the model sees it: the default group's state, and the other groups'.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub entries: BTreeMap<u64, Entry>,
@@ -25,6 +31,8 @@ pub struct State {
     pub hard_state: Option<HardState>,
     pub snapshot: Option<SnapshotMeta>,
     pub metadata: Option<Vec<u8>>,
+    /// The groups other than the default one, by id.
+    pub groups: BTreeMap<u64, State>,
 }
 
 impl State {
@@ -62,6 +70,13 @@ impl State {
                 self.snapshot = Some(meta.clone());
             }
             Op::Metadata(metadata) => self.metadata = Some(metadata.clone()),
+            Op::CreateGroup(id) => {
+                assert!(self.groups.insert(*id, State::default()).is_none(), "group {id} exists");
+            }
+            Op::RemoveGroup(id) => {
+                self.groups.remove(id).expect("removed groups exist");
+            }
+            Op::Group(id, op) => self.groups.get_mut(id).expect("group ops go to live groups").apply(op),
         }
     }
 
@@ -73,11 +88,23 @@ impl State {
         self.entries.keys().next_back().copied()
     }
 
-    /// What `wal` holds now.
+    /// What `wal` holds now, all groups.
     ///
     /// # Errors
     /// The `Wal`'s read errors.
     pub fn read(wal: &Wal) -> Result<State, Error> {
+        let mut state = State::read_group(wal)?;
+        for id in wal.groups()?.into_iter().filter(|&id| id != 0) {
+            state.groups.insert(id, State::read_group(&wal.group(id)?)?);
+        }
+        Ok(state)
+    }
+
+    /// What one group holds now.
+    ///
+    /// # Errors
+    /// The `Wal`'s read errors.
+    pub fn read_group(wal: &Group) -> Result<State, Error> {
         let entries = match (wal.first_index()?, wal.last_index()?) {
             (Some(first), Some(last)) => wal
                 .entries(first..last + 1, u64::MAX)?
@@ -93,6 +120,7 @@ impl State {
             hard_state: wal.hard_state()?,
             snapshot: wal.snapshot_meta()?,
             metadata: wal.metadata()?,
+            groups: BTreeMap::new(),
         })
     }
 }

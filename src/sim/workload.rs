@@ -9,7 +9,7 @@ use arbitrary::Unstructured;
 
 use super::model::{Op, State};
 use crate::rng::Rng;
-use crate::{Completion, Entry, HardState, SnapshotMeta, Wal};
+use crate::{Completion, Entry, Group, GroupOp, HardState, SnapshotMeta, Wal};
 
 /// Where choices come from.
 pub trait Source {
@@ -59,6 +59,12 @@ pub enum Choice {
     Snapshot(SnapshotMeta),
     Metadata(Vec<u8>),
     Sync,
+    CreateGroup(u64),
+    RemoveGroup(u64),
+    /// An operation on group `id` (not the default group).
+    Group(u64, Box<Choice>),
+    /// Appends to several groups (0: the default group) in one `Wal::submit`.
+    Submit(Vec<(u64, Vec<Entry>)>),
 }
 
 impl fmt::Display for Choice {
@@ -74,6 +80,17 @@ impl fmt::Display for Choice {
             Choice::Snapshot(meta) => write!(f, "snapshot {} term {}", meta.index, meta.term),
             Choice::Metadata(metadata) => write!(f, "metadata {} bytes", metadata.len()),
             Choice::Sync => f.write_str("sync"),
+            Choice::CreateGroup(id) => write!(f, "create group {id}"),
+            Choice::RemoveGroup(id) => write!(f, "remove group {id}"),
+            Choice::Group(id, choice) => write!(f, "group {id}: {choice}"),
+            Choice::Submit(appends) => {
+                write!(f, "submit")?;
+                for (id, entries) in appends {
+                    let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
+                    write!(f, " [group {id}: {first}..={last}]")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -89,18 +106,58 @@ pub struct Generator {
     counter: u64,
 }
 
+/// The ids groups are created with: few, so that removed ids are created again.
+const GROUP_IDS: u64 = 4;
+
 impl Generator {
     /// A generator for a log recovered as `base`: its entries get a term above any there.
     pub fn new(base: &State) -> Generator {
-        let term = base.entries.values().map(|entry| entry.term).max().unwrap_or(0) + 1;
-        Generator { term, counter: 0 }
+        let groups = base.groups.values();
+        let terms = std::iter::once(base).chain(groups).flat_map(|state| state.entries.values()).map(|entry| entry.term);
+        Generator { term: terms.max().unwrap_or(0) + 1, counter: 0 }
     }
 
-    /// The next operation for a log whose state is `state`.
+    /// The next operation for a log whose state is `state`: mostly on the default group, else
+    /// on another group, creating or removing one, or appending to several at once.
     ///
     /// # Errors
     /// When `source` runs dry.
     pub fn next<S: Source>(&mut self, source: &mut S, state: &State) -> Result<Choice, S::Error> {
+        let roll = source.in_range(0, 99)?;
+        let live: Vec<u64> = state.groups.keys().copied().collect();
+        if roll < 4 {
+            let id = source.in_range(1, GROUP_IDS)?;
+            return Ok(if state.groups.contains_key(&id) { Choice::RemoveGroup(id) } else { Choice::CreateGroup(id) });
+        }
+        if roll < 30 && !live.is_empty() {
+            let id = live[source.in_range(0, live.len() as u64 - 1)? as usize];
+            let choice = self.next_in_group(source, &state.groups[&id])?;
+            return Ok(match choice {
+                Choice::Sync => Choice::Sync,
+                choice => Choice::Group(id, Box::new(choice)),
+            });
+        }
+        if roll < 36 && !live.is_empty() {
+            let mut appends = Vec::new();
+            for (id, group) in std::iter::once((0, state)).chain(state.groups.iter().map(|(id, group)| (*id, group))) {
+                if source.chance(60)? {
+                    let start = match group.next {
+                        Some(next) => next,
+                        None => source.in_range(0, 2)?,
+                    };
+                    let Choice::Append(entries) = self.append(source, start)? else { unreachable!("append") };
+                    appends.push((id, entries));
+                }
+            }
+            if !appends.is_empty() {
+                return Ok(Choice::Submit(appends));
+            }
+        }
+        self.next_in_group(source, state)
+    }
+
+    /// The next operation for one group whose state is `state`.
+    fn next_in_group<S: Source>(&mut self, source: &mut S, state: &State) -> Result<Choice, S::Error> {
         let Some(next) = state.next else {
             let start = source.in_range(0, 2)?;
             return self.append(source, start);
@@ -164,6 +221,38 @@ impl Generator {
 /// The `Wal`'s.
 pub fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Completion>)> {
     Ok(match choice {
+        Choice::CreateGroup(id) => {
+            wal.create_group(id)?;
+            (vec![Op::CreateGroup(id)], None)
+        }
+        Choice::RemoveGroup(id) => (vec![Op::RemoveGroup(id)], Some(wal.remove_group(id)?)),
+        Choice::Group(id, choice) => {
+            let (ops, done) = submit_to(&wal.group(id)?, *choice)?;
+            (ops.into_iter().map(|op| Op::Group(id, Box::new(op))).collect(), done)
+        }
+        Choice::Submit(appends) => {
+            let groups = appends.iter().map(|(id, _)| wal.group(*id)).collect::<crate::Result<Vec<Group>>>()?;
+            let ops: Vec<GroupOp<'_>> =
+                groups.iter().zip(&appends).map(|(group, (_, entries))| GroupOp::Append(group, entries)).collect();
+            let done = wal.submit(&ops)?;
+            let records = appends
+                .into_iter()
+                .flat_map(|(id, entries)| {
+                    entries.into_iter().map(move |entry| match id {
+                        0 => Op::Entry(entry),
+                        id => Op::Group(id, Box::new(Op::Entry(entry))),
+                    })
+                })
+                .collect();
+            (records, Some(done))
+        }
+        choice => submit_to(wal, choice)?,
+    })
+}
+
+/// Submits a choice on one group.
+fn submit_to(wal: &Group, choice: Choice) -> crate::Result<(Vec<Op>, Option<Completion>)> {
+    Ok(match choice {
         Choice::Append(entries) => {
             let done = wal.append(&entries)?;
             (entries.into_iter().map(Op::Entry).collect(), Some(done))
@@ -188,6 +277,9 @@ pub fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Compl
         Choice::Sync => {
             wal.sync()?;
             (vec![], None)
+        }
+        Choice::CreateGroup(_) | Choice::RemoveGroup(_) | Choice::Group(..) | Choice::Submit(_) => {
+            unreachable!("log-wide choices go through `submit`")
         }
     })
 }

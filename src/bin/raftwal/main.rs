@@ -21,9 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Segments, log bounds, hard state, snapshot meta and damage.
+    /// Segments, groups (their log bounds, hard state, snapshot meta) and damage.
     Stat {
         dir: PathBuf,
+        /// Show only this group (repeatable); without it, the first groups (all with --json).
+        #[arg(long = "group")]
+        groups: Vec<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -36,6 +39,9 @@ enum Command {
         /// Last entry index to show.
         #[arg(long)]
         to: Option<u64>,
+        /// Only this group's records (and the checkpoints, with its bounds).
+        #[arg(long)]
+        group: Option<u64>,
         /// Whole payloads instead of a 32-byte preview.
         #[arg(long)]
         full: bool,
@@ -46,6 +52,9 @@ enum Command {
     /// Verifies every checksum: exit 0 clean, 1 torn tail only, 2 corruption.
     Verify {
         dir: PathBuf,
+        /// Also print this group's entries (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -67,9 +76,11 @@ const EXIT_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Stat { dir, json } => tools::stat(&dir, json),
-        Command::Dump { dir, from, to, full, json } => tools::dump(&dir, from, to, full, json),
-        Command::Verify { dir, json } => tools::verify(&dir, json),
+        Command::Stat { dir, groups, json } => tools::stat(&dir, &groups, json),
+        Command::Dump { dir, from, to, group, full, json } => {
+            tools::dump(&dir, &tools::DumpFilter { from, to, group }, full, json)
+        }
+        Command::Verify { dir, groups, json } => tools::verify(&dir, &groups, json),
         Command::Repair { dir, salvage, dry_run } => tools::repair(&dir, salvage, dry_run),
         Command::Bench(args) => bench::run(args),
     };
