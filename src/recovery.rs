@@ -276,14 +276,18 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         .filter_map(|(slot, state)| state.log.index.missing().map(|(first, last)| (slot, first, last)))
         .collect();
     for (slot, first, last) in missing {
-        // Only a salvage cut can drop the purge that justified deleting these entries' segment;
-        // without the cut, the segment was lost some other way.
+        // Only a salvage cut can drop the purge that justified deleting these entries' segment
+        // (or the copy of an entry relocated out of it); without the cut, the segment was lost
+        // some other way.
         if report.salvaged.is_none() {
             return Err(Error::MissingEntries { first, last });
         }
+        // The log stays contiguous: everything up to the last missing entry goes, including
+        // copies of relocated entries that survived between missing ones.
+        let dropped = groups.get(slot).expect("listed groups exist").index.first()..=last;
         groups.change(slot, |log| log.index.purge(last));
         let id = groups.id_of(slot).expect("listed groups exist");
-        report.missing_dropped.insert(id, first..=last);
+        report.missing_dropped.insert(id, dropped);
     }
     report.groups = groups.ids();
 

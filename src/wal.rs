@@ -1060,11 +1060,13 @@ impl Group {
         while let Some((index, source)) = sources.next() {
             let read = match source {
                 Source::File(segment, offset) => {
-                    // Consecutive records of one segment are read together, up to RUN_BYTES apart.
+                    // Consecutive records of one segment are read together, up to RUN_BYTES apart,
+                    // while each lies after the one before (a relocated entry's copy may lie after
+                    // the next entry's record).
                     let mut offsets = vec![offset];
                     while let Some((_, Source::File(next, at))) = sources.peek()
                         && Arc::ptr_eq(next, &segment)
-                        && *at > offset
+                        && *at > offsets[offsets.len() - 1]
                         && *at - offset <= RUN_BYTES
                     {
                         offsets.push(*at);
