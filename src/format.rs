@@ -534,8 +534,11 @@ const CHECKPOINT_PURGED: u8 = 2;
 const CHECKPOINT_HARD_STATE: u8 = 4;
 const CHECKPOINT_SNAPSHOT: u8 = 8;
 const CHECKPOINT_METADATA: u8 = 16;
-const CHECKPOINT_FLAGS_KNOWN: u8 =
-    CHECKPOINT_ANCHORED | CHECKPOINT_PURGED | CHECKPOINT_HARD_STATE | CHECKPOINT_SNAPSHOT | CHECKPOINT_METADATA;
+const CHECKPOINT_FLAGS_KNOWN: u8 = CHECKPOINT_ANCHORED
+    | CHECKPOINT_PURGED
+    | CHECKPOINT_HARD_STATE
+    | CHECKPOINT_SNAPSHOT
+    | CHECKPOINT_METADATA;
 pub const HARD_STATE_PAYLOAD_BYTES: usize = 24;
 pub const BATCH_PAYLOAD_BYTES: usize = 8;
 /// Payload of a `Kind::GroupCreate` record: `{ id u64 }`.
@@ -553,7 +556,11 @@ impl<'a> Checkpoint<'a> {
     }
 
     /// Encodes a checkpoint of `count` groups, given in ascending slot order.
-    pub fn encode<'g>(next_slot: u32, count: usize, groups: impl Iterator<Item = GroupCheckpoint<'g>>) -> Vec<u8> {
+    pub fn encode<'g>(
+        next_slot: u32,
+        count: usize,
+        groups: impl Iterator<Item = GroupCheckpoint<'g>>,
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         put_varint(&mut out, u64::from(next_slot));
         put_varint(&mut out, count as u64);
@@ -573,7 +580,8 @@ impl<'a> Checkpoint<'a> {
         let next_slot = u32::try_from(take_varint(&mut input)?).ok()?;
         let count = take_varint(&mut input)?;
         // Every group takes at least GROUP_CHECKPOINT_BYTES_MIN: no count makes this allocate much.
-        let mut groups = Vec::with_capacity(usize::try_from(count).ok()?.min(input.len() / GROUP_CHECKPOINT_BYTES_MIN));
+        let mut groups =
+            Vec::with_capacity(usize::try_from(count).ok()?.min(input.len() / GROUP_CHECKPOINT_BYTES_MIN));
         for _ in 0..count {
             let slot = u32::try_from(take_varint(&mut input)?).ok()?;
             let in_order = groups.last().is_none_or(|last: &GroupCheckpoint<'_>| last.slot < slot);
@@ -912,7 +920,10 @@ mod tests {
         for checkpoint in [one, sample_checkpoint()] {
             let bytes = encode(&checkpoint);
             let sized: usize = checkpoint.groups.iter().map(GroupCheckpoint::encoded_bytes).sum();
-            assert_eq!(bytes.len(), Checkpoint::header_bytes(checkpoint.next_slot, checkpoint.groups.len()) + sized);
+            assert_eq!(
+                bytes.len(),
+                Checkpoint::header_bytes(checkpoint.next_slot, checkpoint.groups.len()) + sized
+            );
             assert_eq!(Checkpoint::decode(&bytes), Some(checkpoint));
         }
     }
@@ -944,8 +955,10 @@ mod tests {
         assert_eq!(Checkpoint::decode(&slot_past_next), None, "slot 8 is not below next_slot");
         let no_default = Checkpoint { next_slot: 2, groups: vec![group(1, 1, idle(0))] };
         assert_eq!(Checkpoint::decode(&encode(&no_default)), None, "the default group is missing");
-        let out_of_order =
-            Checkpoint { next_slot: 3, groups: vec![group(0, 0, idle(0)), group(2, 1, idle(0)), group(1, 2, idle(0))] };
+        let out_of_order = Checkpoint {
+            next_slot: 3,
+            groups: vec![group(0, 0, idle(0)), group(2, 1, idle(0)), group(1, 2, idle(0))],
+        };
         assert_eq!(Checkpoint::decode(&encode(&out_of_order)), None);
     }
 

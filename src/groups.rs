@@ -30,7 +30,8 @@ impl GroupState {
 
 #[derive(Debug)]
 pub struct Groups {
-    slots: BTreeMap<u32, GroupState>,
+    /// Boxed: a map node then holds small values, and an idle group costs about its state.
+    slots: BTreeMap<u32, Box<GroupState>>,
     ids: HashMap<u64, u32>,
     next_slot: u32,
     /// For each segment, the groups whose oldest stored entry is in it.
@@ -84,7 +85,7 @@ impl Groups {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &GroupState)> {
-        self.slots.iter().map(|(slot, state)| (*slot, state))
+        self.slots.iter().map(|(slot, state)| (*slot, &**state))
     }
 
     /// The slot a group created now gets.
@@ -97,7 +98,11 @@ impl Groups {
             return Err(Error::GroupExists { id });
         }
         if self.next_slot == u32::MAX {
-            return Err(Error::TooLarge { what: "number of groups ever created", bytes: u64::MAX, limit: u64::from(u32::MAX) });
+            return Err(Error::TooLarge {
+                what: "number of groups ever created",
+                bytes: u64::MAX,
+                limit: u64::from(u32::MAX),
+            });
         }
         Ok(())
     }
@@ -105,7 +110,7 @@ impl Groups {
     pub fn apply_create(&mut self, slot: u32, id: u64) {
         assert_eq!(slot, self.next_slot, "slots are given in order");
         assert!(!self.ids.contains_key(&id), "group {id} exists");
-        let state = GroupState { id, log: LogState::default() };
+        let state = Box::new(GroupState { id, log: LogState::default() });
         self.checkpoint_bytes += state.checkpoint(slot).encoded_bytes();
         self.slots.insert(slot, state);
         self.ids.insert(id, slot);
@@ -149,7 +154,8 @@ impl Groups {
         if state.log.index.oldest_segment().is_some() {
             let bytes_before = state.checkpoint(slot).encoded_bytes();
             append(&mut state.log);
-            self.checkpoint_bytes = self.checkpoint_bytes - bytes_before + state.checkpoint(slot).encoded_bytes();
+            self.checkpoint_bytes =
+                self.checkpoint_bytes - bytes_before + state.checkpoint(slot).encoded_bytes();
         } else {
             self.change(slot, append);
         }
@@ -226,11 +232,11 @@ impl Groups {
                 return None;
             }
             groups.checkpoint_bytes += group.encoded_bytes();
-            groups.slots.insert(group.slot, GroupState { id: group.id, log: LogState::from_checkpoint(group.log) });
+            let state = GroupState { id: group.id, log: LogState::from_checkpoint(group.log) };
+            groups.slots.insert(group.slot, Box::new(state));
         }
         Some(groups)
     }
-
 }
 
 #[cfg(test)]

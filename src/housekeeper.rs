@@ -173,7 +173,9 @@ fn relocate(shared: &Shared) {
             .groups
             .pinning_below(horizon)
             .into_iter()
-            .map(|slot| (slot, core.groups.get(slot).expect("pinning groups exist").index.stored_below(horizon)))
+            .map(|slot| {
+                (slot, core.groups.get(slot).expect("pinning groups exist").index.stored_below(horizon))
+            })
             .collect();
         let below = candidates
             .iter()
@@ -219,9 +221,10 @@ fn relocate(shared: &Shared) {
     }
     for (slot, located, entries) in copies {
         let Ok(Some(mut core)) = shared.try_lock_for(bytes_of(&entries)) else { return };
-        let unchanged = core.groups.get(slot).is_some_and(|log| {
-            located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at))
-        });
+        let unchanged = core
+            .groups
+            .get(slot)
+            .is_some_and(|log| located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at)));
         if unchanged {
             core.relocate(shared.options.sync, slot, &entries);
             core.schedule_deletion();

@@ -58,9 +58,10 @@ impl Span {
                     Span::Stored { segment, first: index + 1, offsets: after },
                 )
             }
-            Span::Missing { first, len } => {
-                (Span::Missing { first, len: before }, Span::Missing { first: index + 1, len: len - before - 1 })
-            }
+            Span::Missing { first, len } => (
+                Span::Missing { first, len: before },
+                Span::Missing { first: index + 1, len: len - before - 1 },
+            ),
         };
         (Some(left).filter(|span| span.len() > 0), Some(right).filter(|span| span.len() > 0))
     }
@@ -290,7 +291,8 @@ impl Index {
         }
         match at.checked_sub(1).map(|before| &mut self.spans[before]) {
             Some(Span::Stored { segment, offsets, .. })
-                if *segment == location.segment && offsets.last().is_some_and(|&last| last < location.offset) =>
+                if *segment == location.segment
+                    && offsets.last().is_some_and(|&last| last < location.offset) =>
             {
                 offsets.push(location.offset);
             }
@@ -496,7 +498,10 @@ mod tests {
         index.relocate(6, 3, at(8, 64));
         assert_eq!(index.locate(6), Some(at(8, 64)));
         assert_eq!(index.locate(7), Some(at(7, 0)));
-        assert_eq!((index.term(5), index.term(6), index.term(8), index.term(9)), (Some(2), Some(3), None, Some(3)));
+        assert_eq!(
+            (index.term(5), index.term(6), index.term(8), index.term(9)),
+            (Some(2), Some(3), None, Some(3))
+        );
         assert_eq!(index.missing(), Some((8, 8)));
         index.relocate(8, 3, at(8, 192));
         assert_eq!(index.missing(), None);

@@ -10,8 +10,8 @@ pub use crate::recovery::BACKUP_SUFFIX;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
-use crate::groups::DEFAULT_SLOT;
 use crate::fs::{Fs, LockGuard, StdFs};
+use crate::groups::DEFAULT_SLOT;
 use crate::options::{FILE_MODE_DEFAULT, Options, RecoveryMode};
 use crate::recovery::{self, Analysis, LOCK_FILE};
 use crate::value::{Cut, HardState, LogId, RecoveryReport, Salvage, SnapshotMeta};
@@ -211,8 +211,8 @@ fn inspection(fs: &dyn Fs, analysis: Analysis) -> Inspection {
                     next_index: log.next_index(),
                     purged: log.purged,
                     hard_state: log.hard_state,
-                    snapshot: log.snapshot.clone(),
-                    metadata: log.metadata.clone(),
+                    snapshot: log.snapshot.as_deref().cloned(),
+                    metadata: log.metadata.as_deref().map(<[u8]>::to_vec),
                 }
             })
             .collect();
@@ -367,7 +367,11 @@ fn run_repair(fs: &dyn Fs, dir: &Path, mode: RepairMode, write: bool) -> Result<
         } else {
             RecoveryReport { torn_tail: Some(cut), ..RecoveryReport::default() }
         };
-        return Ok(Some(Repaired { backups: Vec::new(), report, last_index: before.groups.first().and_then(|group| group.last_index) }));
+        return Ok(Some(Repaired {
+            backups: Vec::new(),
+            report,
+            last_index: before.groups.first().and_then(|group| group.last_index),
+        }));
     }
     let backups = std::iter::once(&damage.path)
         .chain(&dropped)

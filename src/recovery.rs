@@ -20,10 +20,10 @@ use crate::format::{
     self, Checkpoint, Kind, Record, RecordFault, SEGMENT_HEADER_BYTES, SEGMENT_SUFFIX, SegmentId,
 };
 use crate::fs::{FileHandle, Fs};
+use crate::groups::Groups;
 use crate::index::Location;
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, TEMP_SUFFIX};
-use crate::groups::Groups;
 use crate::value::{Cut, HardState, RecoveryReport, Salvage, SnapshotMeta};
 
 pub const LOCK_FILE: &str = "LOCK";
@@ -224,7 +224,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         records: analysis.records,
         ..RecoveryReport::default()
     };
-    let Analysis { mut segments, summaries, mut spares, groups, damage, later, obsolete, oldest, .. } = analysis;
+    let Analysis { mut segments, summaries, mut spares, groups, damage, later, obsolete, oldest, .. } =
+        analysis;
     // Only a durable purge deletes segments, and its record sits in a segment that survives it,
     // after a checkpoint. With segment 1 gone and no checkpoint left, the segments that held the
     // log's state are gone too: an empty log would make the node forget its vote.
@@ -723,8 +724,11 @@ impl Replay {
                 scan.checkpointed = true;
                 return match &self.groups {
                     None => {
-                        let checkpoint = Checkpoint::decode(record.payload).ok_or("bad checkpoint payload")?;
-                        self.groups = Some(Groups::from_checkpoint(&checkpoint).ok_or("checkpoint names a group twice")?);
+                        let checkpoint =
+                            Checkpoint::decode(record.payload).ok_or("bad checkpoint payload")?;
+                        self.groups = Some(
+                            Groups::from_checkpoint(&checkpoint).ok_or("checkpoint names a group twice")?,
+                        );
                         Ok(())
                     }
                     // A checkpoint has one encoding: the state replayed so far must give its bytes.
@@ -758,7 +762,9 @@ impl Replay {
             }
             _ => {}
         }
-        let log = groups.get(slot).ok_or_else(|| format!("{:?} record for group slot {slot}, not live", head.kind))?;
+        let log = groups
+            .get(slot)
+            .ok_or_else(|| format!("{:?} record for group slot {slot}, not live", head.kind))?;
         match head.kind {
             Kind::Entry if head.flags == format::ENTRY_RELOCATED => {
                 let term_matches = log.index.term(head.index).is_none_or(|term| term == head.term);
@@ -792,7 +798,7 @@ impl Replay {
                     format::decode_u64s::<3>(record.payload).ok_or("bad hard state payload")?;
                 groups.change(slot, |log| log.hard_state = Some(HardState { term, vote, commit }));
             }
-            Kind::Metadata => groups.change(slot, |log| log.metadata = Some(record.payload.to_vec())),
+            Kind::Metadata => groups.change(slot, |log| log.metadata = Some(Box::from(record.payload))),
             Kind::Snapshot => {
                 let meta = SnapshotMeta { index: head.index, term: head.term, data: record.payload.to_vec() };
                 log.check_snapshot(&meta).map_err(fail)?;
@@ -809,7 +815,9 @@ impl Replay {
                 }
                 groups.change(slot, |log| log.apply_snapshot(meta, keep_log));
             }
-            Kind::Batch | Kind::Checkpoint | Kind::GroupCreate | Kind::GroupRemove => unreachable!("handled above"),
+            Kind::Batch | Kind::Checkpoint | Kind::GroupCreate | Kind::GroupRemove => {
+                unreachable!("handled above")
+            }
         }
         Ok(())
     }

@@ -23,9 +23,10 @@ pub struct LogState {
     /// The last compacted entry (index, term), by purge or snapshot.
     pub purged: Option<LogId>,
     pub hard_state: Option<HardState>,
-    pub snapshot: Option<SnapshotMeta>,
+    /// Boxed, as the metadata: most groups have neither, and an idle group must stay small.
+    pub snapshot: Option<Box<SnapshotMeta>>,
     /// The caller's opaque metadata, last saved by `Wal::set_metadata`.
-    pub metadata: Option<Vec<u8>>,
+    pub metadata: Option<Box<[u8]>>,
 }
 
 impl Default for LogState {
@@ -131,7 +132,7 @@ impl LogState {
         }
         self.purged = Some(LogId { index: meta.index, term: meta.term });
         self.anchored = true;
-        self.snapshot = Some(meta);
+        self.snapshot = Some(Box::new(meta));
     }
 
     /// The term of entry `index`, also answering for the last compacted entry.
@@ -162,7 +163,10 @@ impl LogState {
             anchored: self.anchored,
             purged: self.purged,
             hard_state: self.hard_state,
-            snapshot: self.snapshot.as_ref().map(|meta| (LogId { index: meta.index, term: meta.term }, &meta.data[..])),
+            snapshot: self
+                .snapshot
+                .as_ref()
+                .map(|meta| (LogId { index: meta.index, term: meta.term }, &meta.data[..])),
             metadata: self.metadata.as_deref(),
         }
     }
@@ -177,12 +181,10 @@ impl LogState {
             anchored: checkpoint.anchored,
             purged: checkpoint.purged,
             hard_state: checkpoint.hard_state,
-            snapshot: checkpoint.snapshot.map(|(last, data)| SnapshotMeta {
-                index: last.index,
-                term: last.term,
-                data: data.to_vec(),
+            snapshot: checkpoint.snapshot.map(|(last, data)| {
+                Box::new(SnapshotMeta { index: last.index, term: last.term, data: data.to_vec() })
             }),
-            metadata: checkpoint.metadata.map(<[u8]>::to_vec),
+            metadata: checkpoint.metadata.map(Box::from),
         }
     }
 }

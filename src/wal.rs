@@ -20,13 +20,13 @@ use crate::format::{
     HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
 };
 use crate::fs::{Fs, LockGuard, StdFs};
+use crate::groups::{DEFAULT_GROUP, DEFAULT_SLOT, Groups};
 use crate::housekeeper::{self, Chore};
 use crate::index::Location;
 use crate::options::{Options, SyncMode};
 use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
 use crate::segment::Segment;
-use crate::groups::{DEFAULT_GROUP, DEFAULT_SLOT, Groups};
 use crate::state::LogState;
 use crate::stats::Counters;
 use crate::value::{Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, SnapshotMeta, Stats};
@@ -226,7 +226,8 @@ impl Core {
     /// Queues and applies entries already checked to continue group `slot`'s log.
     fn append(&mut self, sync: SyncMode, slot: u32, entries: &[Entry]) {
         for entry in entries {
-            let head = RecordHead { kind: Kind::Entry, flags: 0, group: slot, index: entry.index, term: entry.term };
+            let head =
+                RecordHead { kind: Kind::Entry, flags: 0, group: slot, index: entry.index, term: entry.term };
             let location = self.emit(sync, head, &entry.data);
             self.groups.append(slot, |log| log.apply_entry(entry.index, entry.term, location));
         }
@@ -243,7 +244,7 @@ impl Core {
     fn set_metadata(&mut self, sync: SyncMode, slot: u32, metadata: Vec<u8>) {
         let head = RecordHead { kind: Kind::Metadata, flags: 0, group: slot, index: 0, term: 0 };
         self.emit(sync, head, &metadata);
-        self.groups.change(slot, |log| log.metadata = Some(metadata));
+        self.groups.change(slot, |log| log.metadata = Some(metadata.into_boxed_slice()));
     }
 
     /// Queues copies of group `slot`'s entries, checked to be where the index says, and points
@@ -273,7 +274,6 @@ impl Core {
         Ok(())
     }
 }
-
 
 /// The most bytes between the first and last record `entries` reads with one `pread`.
 const RUN_BYTES: u64 = 1 << 20;
@@ -727,7 +727,11 @@ impl Wal {
     ///
     /// # Errors
     /// As `submit`.
-    pub fn submit_with(&self, ops: &[GroupOp<'_>], callback: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
+    pub fn submit_with(
+        &self,
+        ops: &[GroupOp<'_>],
+        callback: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
         self.submit_inner(ops, Some(Box::new(callback))).map(drop)
     }
 
@@ -758,7 +762,11 @@ impl Wal {
         }
         let limit = shared.options.batch_bytes_max;
         if bytes > limit {
-            return Err(Error::TooLarge { what: "submitted operations", bytes: bytes as u64, limit: limit as u64 });
+            return Err(Error::TooLarge {
+                what: "submitted operations",
+                bytes: bytes as u64,
+                limit: limit as u64,
+            });
         }
         let mut core = shared.lock_for(bytes)?;
         // Check everything before anything is queued; appends check against the group's next
@@ -963,7 +971,7 @@ impl Group {
         check_checkpointed_bytes(&shared.options, "metadata", metadata.len())?;
         let mut core = shared.lock_for(record_bytes_aligned(metadata.len()))?;
         let log = core.groups.live(self.slot, self.id)?;
-        let growth = metadata.len().saturating_sub(log.metadata.as_ref().map_or(0, Vec::len));
+        let growth = metadata.len().saturating_sub(log.metadata.as_ref().map_or(0, |old| old.len()));
         core.check_checkpoint_growth(&shared.options, growth)?;
         core.set_metadata(shared.options.sync, self.slot, metadata);
         Ok(shared.submit(shared, core, None))
@@ -1155,7 +1163,7 @@ impl Group {
     /// # Errors
     /// As `first_index`.
     pub fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>> {
-        self.read(|log| log.snapshot.clone())
+        self.read(|log| log.snapshot.as_deref().cloned())
     }
 
     /// The metadata last saved by `set_metadata`.
@@ -1163,7 +1171,7 @@ impl Group {
     /// # Errors
     /// As `first_index`.
     pub fn metadata(&self) -> Result<Option<Vec<u8>>> {
-        self.read(|log| log.metadata.clone())
+        self.read(|log| log.metadata.as_deref().map(<[u8]>::to_vec))
     }
 
     /// Reads the log state, unless the `Wal` is poisoned (its state may then hold changes that
@@ -1173,7 +1181,6 @@ impl Group {
         core.check_usable()?;
         Ok(read(core.groups.live(self.slot, self.id)?))
     }
-
 }
 
 /// One operation of `Wal::submit`, on the group whose handle it holds.

@@ -136,9 +136,9 @@ impl Run {
                     break;
                 }
                 Err(error) if is_injected(&error) => self.log(format!("refused: {error}")),
-            // With many groups' state in every segment's checkpoint, a large append may no
-            // longer fit a small segment beside it: refused, with nothing changed.
-            Err(error @ Error::TooLarge { .. }) => self.log(format!("refused: {error}")),
+                // With many groups' state in every segment's checkpoint, a large append may no
+                // longer fit a small segment beside it: refused, with nothing changed.
+                Err(error @ Error::TooLarge { .. }) => self.log(format!("refused: {error}")),
                 Err(error) => self.fail(format!("operation failed: {error}")),
             }
             if self.rng.chance(30) && !self.settle(&mut waiting, history) {
@@ -278,7 +278,13 @@ fn run_seed(seed: u64) -> Outcome {
     }
     let ops = run.sim.ops();
     run.log(format!("{ops} file-system operations"));
-    Outcome { power_losses: run.sim.power_losses(), crashes: run.sim.crashes(), recycled, relocated, trace: run.trace }
+    Outcome {
+        power_losses: run.sim.power_losses(),
+        crashes: run.sim.crashes(),
+        recycled,
+        relocated,
+        trace: run.trace,
+    }
 }
 
 /// Loses or shortens a segment file holding records: open must fail, and change nothing.
@@ -389,7 +395,11 @@ fn flip_a_durable_bit(run: &mut Run, wal: Wal) {
         other => run.fail(format!("open after a bit flip: {other:?}")),
     }
     let dropped = |segment: &(PathBuf, Vec<RecordAt>), from: usize| {
-        segment.1.iter().filter(|(at, _, kind)| *at >= from && ![BATCH, CHECKPOINT, RELOCATED].contains(kind)).count()
+        segment
+            .1
+            .iter()
+            .filter(|(at, _, kind)| *at >= from && ![BATCH, CHECKPOINT, RELOCATED].contains(kind))
+            .count()
     };
     let lost = dropped(&segments[victim], offset)
         + segments[victim + 1..].iter().map(|s| dropped(s, 0)).sum::<usize>();
@@ -411,7 +421,10 @@ fn flip_a_durable_bit(run: &mut Run, wal: Wal) {
     if cut != Some((path.clone(), offset as u64)) {
         run.fail(format!("salvage cut at {cut:?}"));
     }
-    run.log(format!("salvage dropped {lost} records; missing dropped {:?}", wal.recovery_report().missing_dropped));
+    run.log(format!(
+        "salvage dropped {lost} records; missing dropped {:?}",
+        wal.recovery_report().missing_dropped
+    ));
     let missing_dropped = wal.recovery_report().missing_dropped.clone();
     let expected = |survivors: &Vec<Op>| {
         let mut expected = State::default();

@@ -113,7 +113,10 @@ impl Generator {
     /// A generator for a log recovered as `base`: its entries get a term above any there.
     pub fn new(base: &State) -> Generator {
         let groups = base.groups.values();
-        let terms = std::iter::once(base).chain(groups).flat_map(|state| state.entries.values()).map(|entry| entry.term);
+        let terms = std::iter::once(base)
+            .chain(groups)
+            .flat_map(|state| state.entries.values())
+            .map(|entry| entry.term);
         Generator { term: terms.max().unwrap_or(0) + 1, counter: 0 }
     }
 
@@ -127,7 +130,11 @@ impl Generator {
         let live: Vec<u64> = state.groups.keys().copied().collect();
         if roll < 4 {
             let id = source.in_range(1, GROUP_IDS)?;
-            return Ok(if state.groups.contains_key(&id) { Choice::RemoveGroup(id) } else { Choice::CreateGroup(id) });
+            return Ok(if state.groups.contains_key(&id) {
+                Choice::RemoveGroup(id)
+            } else {
+                Choice::CreateGroup(id)
+            });
         }
         if roll < 30 && !live.is_empty() {
             let id = live[source.in_range(0, live.len() as u64 - 1)? as usize];
@@ -139,7 +146,9 @@ impl Generator {
         }
         if roll < 36 && !live.is_empty() {
             let mut appends = Vec::new();
-            for (id, group) in std::iter::once((0, state)).chain(state.groups.iter().map(|(id, group)| (*id, group))) {
+            for (id, group) in
+                std::iter::once((0, state)).chain(state.groups.iter().map(|(id, group)| (*id, group)))
+            {
                 if source.chance(60)? {
                     let start = match group.next {
                         Some(next) => next,
@@ -231,9 +240,13 @@ pub fn submit(wal: &Wal, choice: Choice) -> crate::Result<(Vec<Op>, Option<Compl
             (ops.into_iter().map(|op| Op::Group(id, Box::new(op))).collect(), done)
         }
         Choice::Submit(appends) => {
-            let groups = appends.iter().map(|(id, _)| wal.group(*id)).collect::<crate::Result<Vec<Group>>>()?;
-            let ops: Vec<GroupOp<'_>> =
-                groups.iter().zip(&appends).map(|(group, (_, entries))| GroupOp::Append(group, entries)).collect();
+            let groups =
+                appends.iter().map(|(id, _)| wal.group(*id)).collect::<crate::Result<Vec<Group>>>()?;
+            let ops: Vec<GroupOp<'_>> = groups
+                .iter()
+                .zip(&appends)
+                .map(|(group, (_, entries))| GroupOp::Append(group, entries))
+                .collect();
             let done = wal.submit(&ops)?;
             let records = appends
                 .into_iter()

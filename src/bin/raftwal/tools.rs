@@ -250,7 +250,8 @@ pub fn dump(dir: &Path, filter: &DumpFilter, full: bool, json: bool) -> raftwal:
     };
     let wanted = |record: &RecordView<'_>| {
         let in_range = record.kind != RecordKind::Entry
-            || (filter.from.is_none_or(|from| record.index >= from) && filter.to.is_none_or(|to| record.index <= to));
+            || (filter.from.is_none_or(|from| record.index >= from)
+                && filter.to.is_none_or(|to| record.index <= to));
         let in_group = record.kind == RecordKind::Checkpoint || slot.is_none_or(|slot| record.slot == slot);
         record.kind != RecordKind::Batch && in_range && in_group
     };
@@ -303,7 +304,9 @@ fn record_text(record: &RecordView<'_>, group: Option<u64>, shown: Option<u64>, 
         RecordKind::Checkpoint => match (shown, record.checkpoint_groups()) {
             (_, None) => format!("{at} checkpoint (malformed)"),
             (Some(id), Some(_)) => match record.checkpoint_bounds(id) {
-                Some(bounds) => format!("{at} checkpoint group {id} entries [{}, {})", bounds.start, bounds.end),
+                Some(bounds) => {
+                    format!("{at} checkpoint group {id} entries [{}, {})", bounds.start, bounds.end)
+                }
                 None => format!("{at} checkpoint without group {id}"),
             },
             (None, Some(count)) => format!("{at} checkpoint of {count} groups"),
