@@ -860,6 +860,12 @@ impl Group {
         self.id
     }
 
+    /// The log this group is in.
+    #[must_use]
+    pub fn wal(&self) -> Wal {
+        Wal { default: Group { inner: self.inner.clone(), slot: DEFAULT_SLOT, id: DEFAULT_GROUP } }
+    }
+
     fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }

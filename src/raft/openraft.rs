@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::store::{READ_BYTES_MAX, Shape, Store, io_error};
-use crate::{Error, Options, Wal};
+use crate::{Error, Group, Options, Wal};
 
 type Inner<C> = Store<<C as RaftTypeConfig>::Entry, VoteOf<C>, LogIdOf<C>>;
 
@@ -79,19 +79,34 @@ where
     /// `Io` (`InvalidData`) if the `Wal` holds another adapter's metadata; errors of the purge
     /// that a crash interrupted, which this finishes.
     pub fn from_wal(wal: Wal) -> Result<LogStore<C>, Error> {
+        LogStore::from_group(Group::clone(&wal))
+    }
+
+    /// Takes over one group of a shared log, which must hold an openraft 0.10 log or nothing:
+    /// one `LogStore` per Raft group, all sharing the log's batches and fdatasyncs.
+    ///
+    /// # Errors
+    /// As [`LogStore::from_wal`].
+    pub fn from_group(group: Group) -> Result<LogStore<C>, Error> {
         let shape = Shape {
             tag: b"openraft-0.10/1:",
             entry_index: |entry: &C::Entry| entry.index(),
             entry_term: |_| 0,
             log_id_index: |log_id: &LogIdOf<C>| log_id.index(),
         };
-        Ok(LogStore { store: Arc::new(Store::new(wal, shape)?) })
+        Ok(LogStore { store: Arc::new(Store::new(group, shape)?) })
     }
 
-    /// The underlying log, for stats and inspection.
+    /// The underlying log, for stats and inspection (and `close`).
     #[must_use]
-    pub fn wal(&self) -> &Wal {
-        &self.store.wal
+    pub fn wal(&self) -> Wal {
+        self.store.group.wal()
+    }
+
+    /// The group of the log this store keeps.
+    #[must_use]
+    pub fn group(&self) -> &Group {
+        &self.store.group
     }
 }
 

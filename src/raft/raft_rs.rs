@@ -20,7 +20,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry as RaftEntry, HardState as RaftHardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
-use crate::{Completion, Entry, Error, HardState, Options, SnapshotMeta, Wal};
+use crate::{Completion, Entry, Error, Group, HardState, Options, SnapshotMeta, Wal};
 
 /// Identifies this adapter's metadata, and its layout: `{ snapshot_index u64 | ConfState }`,
 /// the index of the snapshot the log held when the conf state was saved (0 if none), then the
@@ -30,7 +30,7 @@ const METADATA_TAG: &[u8] = b"raft-rs-0.7/1:";
 /// raft-rs's `Storage` over a [`Wal`]. Cloning gives another handle to the same log.
 #[derive(Clone)]
 pub struct RaftStorage {
-    wal: Wal,
+    wal: Group,
     /// Serialises the write side, whose operations read the log's state before they change it.
     writer: Arc<Mutex<()>>,
 }
@@ -49,6 +49,16 @@ impl RaftStorage {
     /// # Errors
     /// `Io` (`InvalidData`) if the log holds another adapter's metadata.
     pub fn from_wal(wal: Wal) -> Result<RaftStorage, Error> {
+        RaftStorage::from_group(Group::clone(&wal))
+    }
+
+    /// Takes over one group of a shared log, which must hold a raft-rs log or nothing: one
+    /// `RaftStorage` per peer, as TiKV keeps a `PeerStorage` per region over one engine, all
+    /// sharing the log's batches and fdatasyncs.
+    ///
+    /// # Errors
+    /// As [`RaftStorage::from_wal`].
+    pub fn from_group(wal: Group) -> Result<RaftStorage, Error> {
         let storage = RaftStorage { wal, writer: Arc::new(Mutex::new(())) };
         storage.conf_state()?;
         Ok(storage)
@@ -70,9 +80,15 @@ impl RaftStorage {
         Ok(storage)
     }
 
-    /// The underlying log, for stats and inspection.
+    /// The underlying log, for stats and inspection (and `close`).
     #[must_use]
-    pub fn wal(&self) -> &Wal {
+    pub fn wal(&self) -> Wal {
+        self.wal.wal()
+    }
+
+    /// The group of the log this storage keeps.
+    #[must_use]
+    pub fn group(&self) -> &Group {
         &self.wal
     }
 

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Completion, Entry, Error, SnapshotMeta, Wal};
+use crate::{Completion, Entry, Error, Group, SnapshotMeta};
 
 /// The most payload a limited read returns at once (at least one entry).
 pub const READ_BYTES_MAX: u64 = 4 << 20;
@@ -36,7 +36,7 @@ pub struct Saved<V, L> {
 }
 
 pub struct Store<E, V, L> {
-    pub wal: Wal,
+    pub group: Group,
     shape: Shape<E, L>,
     /// The latest submitted metadata: what the log holds once pending writes are durable.
     saved: Mutex<Saved<V, L>>,
@@ -48,10 +48,10 @@ where
     V: Serialize + DeserializeOwned + Clone,
     L: Serialize + DeserializeOwned + Clone,
 {
-    /// Takes over `wal`, which must hold this adapter's log or nothing, and finishes a purge
+    /// Takes over `group`, which must hold this adapter's log or nothing, and finishes a purge
     /// that a crash cut between its metadata and its purge record.
-    pub fn new(wal: Wal, shape: Shape<E, L>) -> Result<Self, Error> {
-        let saved = match wal.metadata()? {
+    pub fn new(group: Group, shape: Shape<E, L>) -> Result<Self, Error> {
+        let saved = match group.metadata()? {
             Some(bytes) => {
                 let body = bytes.strip_prefix(shape.tag).ok_or_else(|| {
                     invalid(format!("the log's metadata is not {}'s", String::from_utf8_lossy(shape.tag)))
@@ -60,10 +60,10 @@ where
             }
             None => Saved { vote: None, committed: None, purged: None },
         };
-        let store = Store { wal, shape, saved: Mutex::new(saved) };
+        let store = Store { group, shape, saved: Mutex::new(saved) };
         if let Some(purged) = store.purged()? {
             let upto = (store.shape.log_id_index)(&purged);
-            if store.wal.first_index()?.is_some_and(|first| first <= upto) {
+            if store.group.first_index()?.is_some_and(|first| first <= upto) {
                 store.drop_upto(upto)?.wait()?;
             }
         }
@@ -85,7 +85,7 @@ where
     /// Reads the latest submitted metadata, unless the `Wal` is poisoned: then it may never have
     /// reached the disk.
     fn read_saved<T>(&self, read: impl FnOnce(&Saved<V, L>) -> T) -> Result<T, Error> {
-        self.wal.next_index()?;
+        self.group.next_index()?;
         Ok(read(&self.saved.lock()))
     }
 
@@ -95,7 +95,7 @@ where
         change(&mut saved);
         let mut bytes = self.shape.tag.to_vec();
         bytes.extend(postcard::to_stdvec(&*saved).map_err(codec_error)?);
-        self.wal.set_metadata(bytes)
+        self.group.set_metadata(bytes)
     }
 
     /// Saves the vote; `durable` runs once it, and everything before it, is durable.
@@ -105,7 +105,7 @@ where
         durable: impl FnOnce(Result<(), Error>) + Send + 'static,
     ) -> Result<(), Error> {
         drop(self.save(|saved| saved.vote = Some(vote))?);
-        self.wal.sync_with(durable)
+        self.group.sync_with(durable)
     }
 
     /// Saves the committed log id along with the next write, without waiting.
@@ -136,15 +136,15 @@ where
             .collect::<Result<Vec<_>, Error>>()?;
         if encoded.is_empty() {
             // Nothing to write, but the callback must still follow everything before it.
-            return self.wal.sync_with(flushed);
+            return self.group.sync_with(flushed);
         }
-        self.wal.append_with(&encoded, flushed)
+        self.group.append_with(&encoded, flushed)
     }
 
     /// Drops entries `[from, ..)`, never below the first entry.
     pub fn truncate(&self, from: u64) -> Result<(), Error> {
-        let from = self.wal.first_index()?.map_or(from, |first| from.max(first));
-        self.wal.truncate(from).map(drop)
+        let from = self.group.first_index()?.map_or(from, |first| from.max(first));
+        self.group.truncate(from).map(drop)
     }
 
     /// Drops entries `(.., log_id]`: records the purged log id first, then the purge.
@@ -160,23 +160,23 @@ where
     /// Drops entries `(.., upto]`; past the end, empties the log so that it continues after
     /// `upto`.
     fn drop_upto(&self, upto: u64) -> Result<Completion, Error> {
-        match self.wal.next_index()? {
-            Some(next) if upto < next => self.wal.purge(upto),
-            _ => self.wal.install_snapshot(SnapshotMeta { index: upto, term: 0, data: Vec::new() }),
+        match self.group.next_index()? {
+            Some(next) if upto < next => self.group.purge(upto),
+            _ => self.group.install_snapshot(SnapshotMeta { index: upto, term: 0, data: Vec::new() }),
         }
     }
 
     /// The last entry, if the log holds any.
     pub fn last_entry(&self) -> Result<Option<E>, Error> {
-        match self.wal.last_index()? {
-            Some(last) => self.decode(&self.wal.entry(last)?).map(Some),
+        match self.group.last_index()? {
+            Some(last) => self.decode(&self.group.entry(last)?).map(Some),
             None => Ok(None),
         }
     }
 
     /// The entries in `range` that the log holds, up to `max_bytes` of payload (at least one).
     pub fn read(&self, range: impl RangeBounds<u64>, max_bytes: u64) -> Result<Vec<E>, Error> {
-        let (Some(first), Some(last)) = (self.wal.first_index()?, self.wal.last_index()?) else {
+        let (Some(first), Some(last)) = (self.group.first_index()?, self.group.last_index()?) else {
             return Ok(Vec::new());
         };
         let start = match range.start_bound() {
@@ -194,7 +194,7 @@ where
         if start >= end {
             return Ok(Vec::new());
         }
-        self.wal.entries(start..end, max_bytes)?.iter().map(|entry| self.decode(entry)).collect()
+        self.group.entries(start..end, max_bytes)?.iter().map(|entry| self.decode(entry)).collect()
     }
 
     fn decode(&self, entry: &Entry) -> Result<E, Error> {
@@ -229,7 +229,7 @@ pub fn io_error(error: Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Options;
+    use crate::{Options, Wal};
 
     /// Entries are `(index, text)`, votes and log ids plain indexes.
     type TestStore = Store<(u64, String), u64, u64>;
@@ -257,7 +257,7 @@ mod tests {
     fn open_finishes_a_purge_whose_record_a_crash_lost() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path(), Options::default()).unwrap();
-        let store = TestStore::new(wal.clone(), shape()).unwrap();
+        let store = TestStore::new(Group::clone(&wal), shape()).unwrap();
         append(&store, 1..=10);
         // The crash window: the purged log id is durable, the purge record is not.
         store.save(|saved| saved.purged = Some(5)).unwrap().wait().unwrap();
@@ -266,7 +266,7 @@ mod tests {
 
         let wal = Wal::open(dir.path(), Options::default()).unwrap();
         assert_eq!(wal.first_index().unwrap(), Some(1), "the engine alone still holds the purged entries");
-        let store = TestStore::new(wal.clone(), shape()).unwrap();
+        let store = TestStore::new(Group::clone(&wal), shape()).unwrap();
         assert_eq!(
             (wal.first_index().unwrap(), wal.purged().unwrap()),
             (Some(6), Some(crate::LogId { index: 5, term: 1 }))
@@ -277,9 +277,9 @@ mod tests {
     #[test]
     fn entries_at_or_below_the_purge_point_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TestStore::new(Wal::open(dir.path(), Options::default()).unwrap(), shape()).unwrap();
+        let store = TestStore::new(Group::clone(&Wal::open(dir.path(), Options::default()).unwrap()), shape()).unwrap();
         store.purge(4).unwrap();
-        assert_eq!(store.wal.next_index().unwrap(), Some(5), "a purge past the end of an empty log");
+        assert_eq!(store.group.next_index().unwrap(), Some(5), "a purge past the end of an empty log");
         append(&store, 3..=6);
         assert_eq!(
             store.read(.., u64::MAX).unwrap(),
@@ -295,7 +295,7 @@ mod tests {
         let wal = Wal::open(dir.path(), Options::default()).unwrap();
         wal.set_metadata(b"raft-rs-0.7/1:".to_vec()).unwrap().wait().unwrap();
         assert!(
-            matches!(TestStore::new(wal, shape()), Err(Error::Io(error)) if error.kind() == io::ErrorKind::InvalidData)
+            matches!(TestStore::new(Group::clone(&wal), shape()), Err(Error::Io(error)) if error.kind() == io::ErrorKind::InvalidData)
         );
     }
 }

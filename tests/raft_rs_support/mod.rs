@@ -1,5 +1,6 @@
-//! A raft-rs cluster in one process: each node is a `RawNode` over its own
-//! `raftwal::raft::raft_rs::RaftStorage` directory, on its own thread, talking to the others
+//! A raft-rs cluster in one process: each node is a `RawNode` over a
+//! `raftwal::raft::raft_rs::RaftStorage` (its own directory, or its group of a log the node
+//! shares with other Raft groups: `SharedLogs`), on its own thread, talking to the others
 //! through channels. Persistence takes raft-rs's "async ready" path: a `Ready`'s entries and
 //! hard state are submitted to the group commit, and `on_persist_ready` runs when raftwal says
 //! they are durable. Used by `tests/raft_rs_cluster.rs` and `examples/raft_rs_cluster.rs`.
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use raft::eraftpb::{ConfState, Entry, EntryType, Message};
 use raft::{Config, RawNode, StateRole, Storage};
-use raftwal::Options;
 use raftwal::raft::raft_rs::RaftStorage;
+use raftwal::{Options, Wal};
 
 const TICK: Duration = Duration::from_millis(10);
 
@@ -43,9 +44,89 @@ struct Running {
     storage: RaftStorage,
 }
 
-/// Nodes `1..=n` over directories under one root.
+/// Where a node's storage comes from.
+pub trait Logs: Send + Sync {
+    /// Opens node `id`'s storage, with `conf_state` if it has none yet.
+    fn open(&self, id: u64, conf_state: ConfState) -> RaftStorage;
+    /// Closes it once its node stopped.
+    fn close(&self, id: u64, storage: &RaftStorage);
+}
+
+/// Each node's log in a directory of its own under `root`.
+struct OwnDirectories {
+    root: PathBuf,
+}
+
+impl Logs for OwnDirectories {
+    fn open(&self, id: u64, conf_state: ConfState) -> RaftStorage {
+        RaftStorage::open_with_conf_state(self.root.join(format!("node-{id}")), Options::default(), conf_state)
+            .expect("open the node's log")
+    }
+
+    fn close(&self, _: u64, storage: &RaftStorage) {
+        let _ = storage.wal().close();
+    }
+}
+
+/// One log per node, under `root`, shared by the node's Raft groups: each `Cluster` started
+/// with `for_group` keeps its group there. A node's log closes with `stop_node`, once every
+/// group's cluster has stopped the node.
+#[derive(Clone)]
+pub struct SharedLogs {
+    root: PathBuf,
+    group: u64,
+    wals: Arc<Mutex<HashMap<u64, Wal>>>,
+}
+
+impl SharedLogs {
+    pub fn new(root: &Path) -> SharedLogs {
+        SharedLogs { root: root.to_path_buf(), group: 0, wals: Arc::default() }
+    }
+
+    /// The same logs, for group `group`'s cluster.
+    pub fn for_group(&self, group: u64) -> Arc<dyn Logs> {
+        Arc::new(SharedLogs { group, ..self.clone() })
+    }
+
+    /// Node `id`'s log, if it is open.
+    pub fn wal(&self, id: u64) -> Option<Wal> {
+        self.wals.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Closes node `id`'s log; every group's cluster has stopped the node.
+    pub fn stop_node(&self, id: u64) {
+        if let Some(wal) = self.wals.lock().unwrap().remove(&id) {
+            wal.close().expect("close the node's log");
+        }
+    }
+}
+
+impl Logs for SharedLogs {
+    fn open(&self, id: u64, conf_state: ConfState) -> RaftStorage {
+        let wal = self
+            .wals
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_insert_with(|| {
+                Wal::open(self.root.join(format!("node-{id}")), Options::default()).expect("open the node's log")
+            })
+            .clone();
+        let group = wal.group(self.group).or_else(|_| wal.create_group(self.group)).expect("the group");
+        let storage = RaftStorage::from_group(group).expect("the group's storage");
+        if storage.conf_state().expect("conf state") == ConfState::default() {
+            storage.set_conf_state(&conf_state).expect("conf state").wait().expect("conf state durable");
+        }
+        storage
+    }
+
+    fn close(&self, _: u64, _: &RaftStorage) {}
+}
+
+/// Nodes `1..=n`, each with its storage from `logs`.
 pub struct Cluster {
     root: PathBuf,
+    logs: Arc<dyn Logs>,
     routes: Arc<RwLock<HashMap<u64, Sender<Input>>>>,
     states: HashMap<u64, Arc<Mutex<NodeState>>>,
     running: HashMap<u64, Running>,
@@ -55,9 +136,15 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `nodes` nodes, each with a fresh directory under `root`.
     pub fn start(root: &Path, nodes: u64) -> Cluster {
+        Cluster::start_with(root, nodes, Arc::new(OwnDirectories { root: root.to_path_buf() }))
+    }
+
+    /// Starts `nodes` nodes with their storage from `logs`.
+    pub fn start_with(root: &Path, nodes: u64, logs: Arc<dyn Logs>) -> Cluster {
         let voters: Vec<u64> = (1..=nodes).collect();
         let mut cluster = Cluster {
             root: root.to_path_buf(),
+            logs,
             routes: Arc::default(),
             states: HashMap::new(),
             running: HashMap::new(),
@@ -77,8 +164,7 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         assert!(!self.running.contains_key(&id), "node {id} is running");
         let conf_state = ConfState { voters: self.voters.clone(), ..Default::default() };
-        let storage = RaftStorage::open_with_conf_state(self.dir(id), Options::default(), conf_state)
-            .expect("open the node's log");
+        let storage = self.logs.open(id, conf_state);
         let state = Arc::new(Mutex::new(NodeState::default()));
         self.states.insert(id, state.clone());
         let (sender, inbox) = channel();
@@ -92,14 +178,14 @@ impl Cluster {
     }
 
     /// Stops node `id` as a crash would, but without losing what it acknowledged: its thread
-    /// ends and its log is closed.
+    /// ends and its log is closed (a shared log once all its groups stopped).
     pub fn stop(&mut self, id: u64) {
         let running = self.running.remove(&id).expect("node is running");
         if let Some(sender) = self.routes.write().unwrap().remove(&id) {
             let _ = sender.send(Input::Stop);
         }
         running.thread.join().expect("node thread");
-        let _ = running.storage.wal().close();
+        self.logs.close(id, &running.storage);
     }
 
     pub fn state(&self, id: u64) -> NodeState {
