@@ -30,6 +30,28 @@ async fn openraft_log_store_suite() {
     Suite::test_all(Builder).await.expect("openraft's suite passes");
 }
 
+/// Each store on group 2 of a log whose group 1 holds another log's entries: the suite passes
+/// as on a log of its own.
+struct GroupBuilder;
+
+impl StoreBuilder<Config, LogStore, StateMachine, TempDir> for GroupBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<Config>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wal = raftwal::Wal::open(dir.path(), Options::default()).expect("open");
+        let neighbour = wal.create_group(1).expect("group 1");
+        let entries: Vec<raftwal::Entry> =
+            (1..=100).map(|index| raftwal::Entry { index, term: 7, data: vec![index as u8; 64] }).collect();
+        neighbour.append(&entries).expect("append").wait().expect("durable");
+        let store = LogStore::from_group(wal.create_group(2).expect("group 2")).expect("store");
+        Ok((dir, store, StateMachine::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_log_store_suite_on_a_shared_log() {
+    Suite::test_all(GroupBuilder).await.expect("openraft's suite passes on a group of a shared log");
+}
+
 fn log_id(term: u64, node: u64, index: u64) -> LogIdOf<Config> {
     LogIdOf::<Config>::new(openraft::impls::leader_id_adv::LeaderId::new_committed(term, node), index)
 }

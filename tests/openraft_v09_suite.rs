@@ -124,6 +124,28 @@ fn openraft_v09_storage_suite() {
     Suite::test_all(Builder).expect("openraft 0.9's suite passes");
 }
 
+/// Each store on group 2 of a log whose group 1 holds another log's entries: the suite passes
+/// as on a log of its own.
+struct GroupBuilder;
+
+impl StoreBuilder<Config, LogStore, StateMachine, TempDir> for GroupBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wal = raftwal::Wal::open(dir.path(), Options::default()).expect("open");
+        let neighbour = wal.create_group(1).expect("group 1");
+        let entries: Vec<raftwal::Entry> =
+            (1..=100).map(|index| raftwal::Entry { index, term: 7, data: vec![index as u8; 64] }).collect();
+        neighbour.append(&entries).expect("append").wait().expect("durable");
+        let store = LogStore::from_group(wal.create_group(2).expect("group 2")).expect("store");
+        Ok((dir, store, StateMachine::default()))
+    }
+}
+
+#[test]
+fn openraft_v09_storage_suite_on_a_shared_log() {
+    Suite::test_all(GroupBuilder).expect("openraft 0.9's suite passes on a group of a shared log");
+}
+
 fn log_id(term: u64, node: u64, index: u64) -> LogId<u64> {
     LogId::new(openraft_v09::CommittedLeaderId::new(term, node), index)
 }
