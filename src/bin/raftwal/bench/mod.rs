@@ -5,6 +5,7 @@
 
 mod disk;
 mod engines;
+mod groups;
 #[cfg(feature = "compare")]
 mod peers;
 mod report;
@@ -38,6 +39,12 @@ pub enum Workload {
     Recovery,
     /// Sequential range reads and random point reads.
     Read,
+    /// G Raft groups (`--groups`), D closed-loop drivers (`--group-drivers`) each owning G/D of
+    /// them and appending one entry to each in turn, each durable before the next.
+    Groups,
+    /// `groups`, with every append handed to one store writer, which submits all that is queued,
+    /// of all groups, in one call.
+    GroupsWriter,
 }
 
 #[derive(clap::Args)]
@@ -76,7 +83,13 @@ pub struct Args {
     /// emptied and replaced.
     #[arg(long, default_value_t = 4.0)]
     steady_seconds: f64,
-    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read"])]
+    /// Group counts for the groups workloads.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 100, 1000, 10000])]
+    groups: Vec<u64>,
+    /// Driver threads for the groups workloads.
+    #[arg(long, value_delimiter = ',', default_values_t = [16usize, 64])]
+    group_drivers: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read", "groups", "groups-writer"])]
     workloads: Vec<Workload>,
     /// Also run raft-engine 0.4.2, raft-log 0.4 and okaywal 0.3 (needs the `compare` feature).
     #[arg(long)]
@@ -105,6 +118,8 @@ impl Args {
             self.steady_seconds = 0.8;
             self.purge_every_mib = 4;
             self.keep_mib = 16;
+            self.groups = vec![100, 1000];
+            self.group_drivers = vec![16];
         }
     }
 }
@@ -135,6 +150,7 @@ fn plan(args: &Args) -> Vec<Config> {
                 configs.extend(sizes.map(|&bytes| config(workload, 1, bytes, args.in_flight)));
             }
             Workload::Recovery | Workload::Read => configs.push(config(workload, 1, 4096, 1)),
+            Workload::Groups | Workload::GroupsWriter => {}
         }
     }
     configs
@@ -154,7 +170,8 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
     let disk_runs = if args.workloads.contains(&Workload::Disk) { 4 * args.rounds } else { 0 };
     let runs_per_round: usize =
         configs.iter().map(|config| kinds.iter().filter(|kind| kind.runs(config.workload)).count()).sum();
-    let total = disk_runs + runs_per_round * args.rounds;
+    let group_runs_per_round = group_configs(&args).len();
+    let total = disk_runs + (runs_per_round + group_runs_per_round) * args.rounds;
     let progress =
         if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
@@ -192,17 +209,61 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
             }
         }
     }
+    let group_runs = run_groups(&args, &progress)?;
     progress.finish_and_clear();
 
     report::print(&measurements, args.compare);
+    groups::print(&group_runs);
     if let Some(path) = &args.json {
-        report::write_json(path, &measurements)?;
+        report::write_json(path, &measurements, group_runs.iter().map(groups::GroupRun::json))?;
     }
     if let Some(path) = &args.plot {
         report::plot(path, &measurements)
             .map_err(|error| raftwal::Error::Io(std::io::Error::other(error)))?;
     }
     Ok(0)
+}
+
+/// The groups workloads' configurations: (variant, G, D, entry bytes, engine).
+fn group_configs(args: &Args) -> Vec<(groups::Variant, u64, usize, usize, groups::GroupEngine)> {
+    let variants = [(Workload::Groups, groups::Variant::Direct), (Workload::GroupsWriter, groups::Variant::StoreWriter)];
+    let mut configs = Vec::new();
+    for (workload, variant) in variants {
+        if !args.workloads.contains(&workload) {
+            continue;
+        }
+        for &count in &args.groups {
+            for &drivers in &args.group_drivers {
+                for &bytes in &args.entry_bytes {
+                    for engine in groups::GroupEngine::all(args.compare).into_iter().filter(|engine| engine.runs(count)) {
+                        configs.push((variant, count, drivers.min(count as usize).max(1), bytes, engine));
+                    }
+                }
+            }
+        }
+    }
+    configs.dedup();
+    configs
+}
+
+/// Runs the groups workloads, engines interleaved within each round.
+fn run_groups(args: &Args, progress: &ProgressBar) -> raftwal::Result<Vec<groups::GroupRun>> {
+    let configs = group_configs(args);
+    let seconds = Duration::from_secs_f64(args.seconds);
+    let mut runs = Vec::new();
+    // Each round runs every configuration, the engines of one configuration one after another.
+    for round in 0..args.rounds {
+        for &(variant, count, drivers, bytes, engine) in &configs {
+            progress.set_message(format!("{} {} G={count} D={drivers} S={bytes}", variant.name(), engine.name()));
+            let dir = tempfile::tempdir_in(&args.dir)?;
+            let payload = Payloads::new(bytes);
+            let run = groups::measure(engine, dir.path(), variant, count, drivers, &payload, seconds, round)
+                .map_err(|error| raftwal::Error::Io(std::io::Error::other(format!("{} {}: {error}", engine.name(), variant.name()))))?;
+            runs.push(run);
+            progress.inc(1);
+        }
+    }
+    Ok(runs)
 }
 
 fn measure_disk(dir: &Path, pattern: Pattern, seconds: f64, round: usize) -> raftwal::Result<Measurement> {
@@ -230,7 +291,7 @@ fn measure_disk(dir: &Path, pattern: Pattern, seconds: f64, round: usize) -> raf
 
 /// Lets the engine's background work after open (raftwal preallocates a spare segment) finish
 /// before measuring.
-const SETTLE: Duration = Duration::from_millis(300);
+pub const SETTLE: Duration = Duration::from_millis(300);
 
 fn measure(
     kind: Kind,
@@ -262,6 +323,7 @@ fn measure(
     let seconds = Duration::from_secs_f64(args.seconds);
     Ok(match config.workload {
         Workload::Disk => unreachable!("the disk is measured apart"),
+        Workload::Groups | Workload::GroupsWriter => unreachable!("the groups workloads run apart"),
         Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
         Workload::Pipelined | Workload::Steady => {
             let (purge, seconds, workload) = if config.workload == Workload::Steady {

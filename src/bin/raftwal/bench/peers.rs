@@ -331,3 +331,36 @@ impl Engine for RaftLog {
         None
     }
 }
+
+/// raft-engine with every group a region of one engine, for the groups workloads.
+pub struct RaftEngineGroups {
+    engine: raft_engine::Engine,
+}
+
+impl RaftEngineGroups {
+    pub fn open(dir: &Path) -> Result<RaftEngineGroups, Error> {
+        let config = raft_engine::Config { dir: dir.to_string_lossy().into_owned(), ..Default::default() };
+        Ok(RaftEngineGroups { engine: raft_engine::Engine::open(config).map_err(error)? })
+    }
+}
+
+impl super::groups::GroupLog for RaftEngineGroups {
+    fn append(&self, group: u64, index: u64, payload: &[u8]) -> Result<(), Error> {
+        let mut batch = raft_engine::LogBatch::with_capacity(1);
+        batch.add_entries::<EntryType>(group, &[entry(index, payload)]).map_err(error)?;
+        self.engine.write(&mut batch, true).map(drop).map_err(error)
+    }
+
+    /// All appends in one `LogBatch`, one synced write: TiKV's store writer.
+    fn append_many(&self, appends: &[(u64, u64)], payload: &Payloads) -> Result<(), Error> {
+        let mut batch = raft_engine::LogBatch::with_capacity(appends.len());
+        for &(group, index) in appends {
+            batch.add_entries::<EntryType>(group, &[entry(index, payload.at(index + group))]).map_err(error)?;
+        }
+        self.engine.write(&mut batch, true).map(drop).map_err(error)
+    }
+
+    fn fsyncs(&self) -> Option<u64> {
+        None
+    }
+}

@@ -368,8 +368,12 @@ fn print_targets(measurements: &[Measurement], compare: bool, disk_p50: Option<f
     }
 }
 
-pub fn write_json(path: &Path, measurements: &[Measurement]) -> std::io::Result<()> {
-    let all: Vec<Value> = measurements.iter().map(Measurement::json).collect();
+pub fn write_json(
+    path: &Path,
+    measurements: &[Measurement],
+    more: impl Iterator<Item = Value>,
+) -> std::io::Result<()> {
+    let all: Vec<Value> = measurements.iter().map(Measurement::json).chain(more).collect();
     std::fs::write(path, serde_json::to_vec_pretty(&all).expect("json"))
 }
 
