@@ -693,6 +693,11 @@ impl Sink for Counter {
     }
 }
 
+/// Bytes `value` takes as a varint.
+pub fn varint_bytes(value: u64) -> usize {
+    (64 - value.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
 fn put_varint(out: &mut impl Sink, mut value: u64) {
     let mut buf = [0u8; 10];
     let mut len = 0;
@@ -967,6 +972,7 @@ mod tests {
         for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
             let mut buf = Vec::new();
             put_varint(&mut buf, value);
+            assert_eq!(buf.len(), varint_bytes(value));
             let mut input = &buf[..];
             assert_eq!(take_varint(&mut input), Some(value));
             assert!(input.is_empty());

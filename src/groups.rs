@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
-use crate::format::{Checkpoint, GroupCheckpoint, SegmentId};
+use crate::format::{Checkpoint, GroupCheckpoint, SegmentId, varint_bytes};
 use crate::state::LogState;
 
 /// The slot of the default group: id 0, in every log, never removed.
@@ -31,7 +31,7 @@ impl GroupState {
 #[derive(Debug)]
 pub struct Groups {
     /// Boxed: a map node then holds small values, and an idle group costs about its state.
-    slots: BTreeMap<u32, Box<GroupState>>,
+    slots: HashMap<u32, Box<GroupState>>,
     ids: HashMap<u64, u32>,
     next_slot: u32,
     /// For each segment, the groups whose oldest stored entry is in it.
@@ -44,7 +44,7 @@ pub struct Groups {
 impl Default for Groups {
     fn default() -> Self {
         let mut groups = Groups {
-            slots: BTreeMap::new(),
+            slots: HashMap::new(),
             ids: HashMap::new(),
             next_slot: DEFAULT_SLOT,
             pins: BTreeMap::new(),
@@ -84,6 +84,7 @@ impl Groups {
         self.slots.len()
     }
 
+    /// The groups, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &GroupState)> {
         self.slots.iter().map(|(slot, state)| (*slot, &**state))
     }
@@ -147,15 +148,17 @@ impl Groups {
         out
     }
 
-    /// Appends cannot make a group's oldest segment older, so they skip the pin check unless the
-    /// group held no stored entry before (the check costs a walk over the group's spans).
+    /// Appends cannot make a group's oldest segment older, so they skip the pin check when the
+    /// group's newest entry is stored (the check costs a walk over the group's spans).
+    /// The common case costs no walk: once a group is anchored and its newest entry stored, an
+    /// append changes only the checkpoint's `next - first`.
     pub fn append(&mut self, slot: u32, append: impl FnOnce(&mut LogState)) {
         let state = self.slots.get_mut(&slot).expect("appended groups exist");
-        if state.log.index.oldest_segment().is_some() {
-            let bytes_before = state.checkpoint(slot).encoded_bytes();
+        if state.log.anchored && state.log.index.ends_stored() {
+            let len = |log: &LogState| varint_bytes(log.index.next() - log.index.first());
+            let before = len(&state.log);
             append(&mut state.log);
-            self.checkpoint_bytes =
-                self.checkpoint_bytes - bytes_before + state.checkpoint(slot).encoded_bytes();
+            self.checkpoint_bytes = self.checkpoint_bytes - before + len(&state.log);
         } else {
             self.change(slot, append);
         }
@@ -211,7 +214,9 @@ impl Groups {
 
     /// The payload of a checkpoint record of every group as it is now.
     pub fn encode_checkpoint(&self) -> Vec<u8> {
-        let groups = self.slots.iter().map(|(slot, state)| state.checkpoint(*slot));
+        let mut slots: Vec<u32> = self.slots.keys().copied().collect();
+        slots.sort_unstable();
+        let groups = slots.iter().map(|slot| self.slots[slot].checkpoint(*slot));
         let payload = Checkpoint::encode(self.next_slot, self.slots.len(), groups);
         debug_assert_eq!(payload.len(), self.checkpoint_bytes());
         payload
@@ -221,7 +226,7 @@ impl Groups {
     /// missing until later purges drop them. `None` if it names an id twice.
     pub fn from_checkpoint(checkpoint: &Checkpoint<'_>) -> Option<Groups> {
         let mut groups = Groups {
-            slots: BTreeMap::new(),
+            slots: HashMap::new(),
             ids: HashMap::new(),
             next_slot: checkpoint.next_slot,
             pins: BTreeMap::new(),

@@ -256,6 +256,11 @@ impl Index {
             .min()
     }
 
+    /// Whether the newest entry's record is stored (not missing).
+    pub fn ends_stored(&self) -> bool {
+        matches!(self.spans.back(), Some(Span::Stored { .. }))
+    }
+
     /// The entries stored in segments older than `below`, in index order, with where they are.
     pub fn stored_below(&self, below: SegmentId) -> Vec<(u64, Location)> {
         let mut found = Vec::new();

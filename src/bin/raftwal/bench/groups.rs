@@ -292,6 +292,88 @@ fn store_writer(
     }
 }
 
+/// A warm open of a raftwal log holding `mib` MiB of entries spread over `groups` groups (one
+/// appended to each in turn), beside the open of a log holding the same bytes in one group:
+/// reading and verifying those bytes, which every open does.
+#[derive(Clone, Debug)]
+pub struct OpenRun {
+    pub groups: u64,
+    pub entry_bytes: usize,
+    pub round: usize,
+    pub bytes: u64,
+    pub open: Duration,
+    /// The open of the same bytes in one group, in the same round.
+    pub one_group_open: Duration,
+}
+
+impl OpenRun {
+    pub fn json(&self) -> Value {
+        json!({
+            "workload": "groups-recovery",
+            "engine": "raftwal",
+            "groups": self.groups,
+            "threads": 1,
+            "entry_bytes": self.entry_bytes,
+            "round": self.round,
+            "payload_bytes": self.bytes,
+            "open_seconds": self.open.as_secs_f64(),
+            "one_group_open_seconds": self.one_group_open.as_secs_f64(),
+        })
+    }
+}
+
+/// Fills a log in `dir` with `mib` MiB over `groups` groups, closes it, and times a warm open.
+fn fill_and_open(dir: &Path, groups: u64, mib: u64, payload: &Payloads) -> Result<(u64, Duration), Error> {
+    let entries = (mib << 20) / payload.len() as u64;
+    {
+        let log = OneLog::open(dir, groups)?;
+        let per_call = 1024.min(entries);
+        let mut written = 0;
+        while written < entries {
+            let appends: Vec<(u64, u64)> = (written..written + per_call.min(entries - written))
+                .map(|n| (1 + n % groups, 1 + n / groups))
+                .collect();
+            log.append_many(&appends, payload)?;
+            written += appends.len() as u64;
+        }
+        log.wal.close().map_err(|error| error.to_string())?;
+    }
+    let opened = Instant::now();
+    let log = OneLog::open(dir, groups)?;
+    let open = opened.elapsed();
+    drop(log);
+    Ok((entries * payload.len() as u64, open))
+}
+
+/// One round of the groups-recovery workload: `groups` groups, then one group, `mib` MiB each.
+pub fn measure_open(root: &Path, groups: u64, mib: u64, payload: &Payloads, round: usize) -> Result<OpenRun, Error> {
+    let many = tempfile::tempdir_in(root).map_err(|error| error.to_string())?;
+    let (bytes, open) = fill_and_open(many.path(), groups, mib, payload)?;
+    drop(many);
+    let one = tempfile::tempdir_in(root).map_err(|error| error.to_string())?;
+    let (_, one_group_open) = fill_and_open(one.path(), 1, mib, payload)?;
+    Ok(OpenRun { groups, entry_bytes: payload.len(), round, bytes, open, one_group_open })
+}
+
+/// Prints the opens of logs of many groups against those of one group of the same bytes.
+pub fn print_opens(runs: &[OpenRun]) {
+    if runs.is_empty() {
+        return;
+    }
+    let ratios: Vec<f64> =
+        runs.iter().map(|run| run.open.as_secs_f64() / run.one_group_open.as_secs_f64()).collect();
+    let run = &runs[0];
+    println!(
+        "groups-recovery: warm open of {} MiB in {} groups {:.0} ms, in one group {:.0} ms (medians); median ratio {:.2}x",
+        run.bytes >> 20,
+        run.groups,
+        median(runs.iter().map(|run| run.open.as_secs_f64() * 1e3).collect()),
+        median(runs.iter().map(|run| run.one_group_open.as_secs_f64() * 1e3).collect()),
+        median(ratios)
+    );
+    println!();
+}
+
 fn entry(index: u64, payload: &[u8]) -> raftwal::Entry {
     raftwal::Entry { index, term: 1, data: payload.to_vec() }
 }

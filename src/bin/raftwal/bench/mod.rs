@@ -45,6 +45,9 @@ pub enum Workload {
     /// `groups`, with every append handed to one store writer, which submits all that is queued,
     /// of all groups, in one call.
     GroupsWriter,
+    /// A warm open of raftwal's log holding `--recovery-mib` MiB over the largest `--groups`
+    /// count, beside the open of the same bytes in one group.
+    GroupsRecovery,
 }
 
 #[derive(clap::Args)]
@@ -89,7 +92,7 @@ pub struct Args {
     /// Driver threads for the groups workloads.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 64])]
     group_drivers: Vec<usize>,
-    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read", "groups", "groups-writer"])]
+    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read", "groups", "groups-writer", "groups-recovery"])]
     workloads: Vec<Workload>,
     /// Also run raft-engine 0.4.2, raft-log 0.4 and okaywal 0.3 (needs the `compare` feature).
     #[arg(long)]
@@ -150,7 +153,7 @@ fn plan(args: &Args) -> Vec<Config> {
                 configs.extend(sizes.map(|&bytes| config(workload, 1, bytes, args.in_flight)));
             }
             Workload::Recovery | Workload::Read => configs.push(config(workload, 1, 4096, 1)),
-            Workload::Groups | Workload::GroupsWriter => {}
+            Workload::Groups | Workload::GroupsWriter | Workload::GroupsRecovery => {}
         }
     }
     configs
@@ -171,7 +174,8 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
     let runs_per_round: usize =
         configs.iter().map(|config| kinds.iter().filter(|kind| kind.runs(config.workload)).count()).sum();
     let group_runs_per_round = group_configs(&args).len();
-    let total = disk_runs + (runs_per_round + group_runs_per_round) * args.rounds;
+    let opens = usize::from(args.workloads.contains(&Workload::GroupsRecovery));
+    let total = disk_runs + (runs_per_round + group_runs_per_round + opens) * args.rounds;
     let progress =
         if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
@@ -210,12 +214,27 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
         }
     }
     let group_runs = run_groups(&args, &progress)?;
+    let mut opens = Vec::new();
+    if args.workloads.contains(&Workload::GroupsRecovery) {
+        let count = args.groups.iter().copied().max().unwrap_or(1);
+        let payload = Payloads::new(4096);
+        for round in 0..args.rounds {
+            progress.set_message(format!("groups-recovery G={count}"));
+            opens.push(
+                groups::measure_open(&args.dir, count, args.recovery_mib, &payload, round)
+                    .map_err(|error| raftwal::Error::Io(std::io::Error::other(error)))?,
+            );
+            progress.inc(1);
+        }
+    }
     progress.finish_and_clear();
 
     report::print(&measurements, args.compare);
     groups::print(&group_runs);
+    groups::print_opens(&opens);
     if let Some(path) = &args.json {
-        report::write_json(path, &measurements, group_runs.iter().map(groups::GroupRun::json))?;
+        let more = group_runs.iter().map(groups::GroupRun::json).chain(opens.iter().map(groups::OpenRun::json));
+        report::write_json(path, &measurements, more)?;
     }
     if let Some(path) = &args.plot {
         report::plot(path, &measurements)
@@ -323,7 +342,9 @@ fn measure(
     let seconds = Duration::from_secs_f64(args.seconds);
     Ok(match config.workload {
         Workload::Disk => unreachable!("the disk is measured apart"),
-        Workload::Groups | Workload::GroupsWriter => unreachable!("the groups workloads run apart"),
+        Workload::Groups | Workload::GroupsWriter | Workload::GroupsRecovery => {
+            unreachable!("the groups workloads run apart")
+        }
         Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
         Workload::Pipelined | Workload::Steady => {
             let (purge, seconds, workload) = if config.workload == Workload::Steady {
