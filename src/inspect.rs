@@ -76,7 +76,7 @@ pub struct SegmentInfo {
     pub records: u64,
     /// Offset after the last valid record.
     pub end: u64,
-    /// The indexes of the first and last entry records in the file, live or not.
+    /// The indexes of the first and last entry records in the file, live or not, of any group.
     pub entries: Option<RangeInclusive<u64>>,
     /// A segment emptied by a purge and given a new life: stale bytes of its earlier lives
     /// follow the log's end.

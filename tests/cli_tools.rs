@@ -218,3 +218,48 @@ fn newer_format_version_is_refused_in_one_line() {
     assert_eq!(verify.status.code(), Some(2));
     assert_eq!(stdout(&verify).lines().count(), 1);
 }
+
+#[test]
+fn groups_are_listed_and_each_shown_by_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), &small_segments());
+    wal.append(&entries(1..4, 1)).unwrap().wait().unwrap();
+    let region = wal.create_group(42).unwrap();
+    region.append(&entries(10..40, 2)).unwrap().wait().unwrap();
+    region.set_hard_state(HardState { term: 2, vote: 3, commit: 30 }).unwrap().wait().unwrap();
+    let gone = wal.create_group(7).unwrap();
+    gone.append(&entries(1..3, 1)).unwrap().wait().unwrap();
+    wal.remove_group(7).unwrap().wait().unwrap();
+    wal.close().unwrap();
+
+    let stat = raftwal(&["stat", "--group", "42"], dir.path());
+    assert_eq!(stat.status.code(), Some(0), "{}", stderr(&stat));
+    let text = stdout(&stat);
+    eprintln!("{text}");
+    assert!(text.contains("groups       2"), "{text}");
+    assert!(text.contains("group 42\n  entries      10..=39 (30)"), "{text}");
+    assert!(text.contains("  hard state   term 2 vote 3 commit 30"), "{text}");
+    assert!(!text.contains("group 0"), "only the group asked for: {text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&raftwal(&["stat", "--json"], dir.path()).stdout).unwrap();
+    let ids: Vec<u64> =
+        json["groups"].as_array().unwrap().iter().map(|group| group["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![0, 42]);
+    assert_eq!(json["groups"][1]["last_index"], 39);
+
+    let dump = raftwal(&["dump", "--group", "42", "--from", "38"], dir.path());
+    let text = stdout(&dump);
+    eprintln!("{text}");
+    let entry_lines: Vec<&str> = text.lines().filter(|line| line.contains(" entry ")).collect();
+    assert_eq!(entry_lines.len(), 2, "{text}");
+    assert!(entry_lines.iter().all(|line| line.contains("group 42 entry")), "{text}");
+    assert!(!text.contains("group 7"), "{text}");
+    let all = stdout(&raftwal(&["dump"], dir.path()));
+    assert!(all.contains("group 7 group_create") && all.contains("group 7 group_remove"), "{all}");
+
+    let verify = raftwal(&["verify", "--group", "42"], dir.path());
+    assert_eq!(verify.status.code(), Some(0));
+    assert!(stdout(&verify).contains("group 42: entries 10..=39"), "{}", stdout(&verify));
+    let missing = raftwal(&["stat", "--group", "7"], dir.path());
+    assert_eq!(missing.status.code(), Some(3), "a removed group is not in the log");
+}

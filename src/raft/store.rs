@@ -277,7 +277,9 @@ mod tests {
     #[test]
     fn entries_at_or_below_the_purge_point_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TestStore::new(Group::clone(&Wal::open(dir.path(), Options::default()).unwrap()), shape()).unwrap();
+        let store =
+            TestStore::new(Group::clone(&Wal::open(dir.path(), Options::default()).unwrap()), shape())
+                .unwrap();
         store.purge(4).unwrap();
         assert_eq!(store.group.next_index().unwrap(), Some(5), "a purge past the end of an empty log");
         append(&store, 3..=6);

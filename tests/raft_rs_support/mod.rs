@@ -59,8 +59,12 @@ struct OwnDirectories {
 
 impl Logs for OwnDirectories {
     fn open(&self, id: u64, conf_state: ConfState) -> RaftStorage {
-        RaftStorage::open_with_conf_state(self.root.join(format!("node-{id}")), Options::default(), conf_state)
-            .expect("open the node's log")
+        RaftStorage::open_with_conf_state(
+            self.root.join(format!("node-{id}")),
+            Options::default(),
+            conf_state,
+        )
+        .expect("open the node's log")
     }
 
     fn close(&self, _: u64, storage: &RaftStorage) {
@@ -109,7 +113,8 @@ impl Logs for SharedLogs {
             .unwrap()
             .entry(id)
             .or_insert_with(|| {
-                Wal::open(self.root.join(format!("node-{id}")), Options::default()).expect("open the node's log")
+                Wal::open(self.root.join(format!("node-{id}")), Options::default())
+                    .expect("open the node's log")
             })
             .clone();
         let group = wal.group(self.group).or_else(|_| wal.create_group(self.group)).expect("the group");

@@ -113,12 +113,16 @@ fn print_stat(dir: &Path, found: &Inspection, shown: &[&GroupInfo]) {
         found.bytes_on_disk
     );
     for segment in &found.segments {
+        // The entry records of several groups make no one range.
+        let entries = match found.groups.len() {
+            1 => format!(", entries {}", range(segment.entries.clone())),
+            _ => String::new(),
+        };
         println!(
-            "  {}  {} bytes, {} records, entries {}{}",
+            "  {}  {} bytes, {} records{entries}{}",
             file_name(&segment.path),
             segment.bytes,
             segment.records,
-            range(segment.entries.clone()),
             if segment.recycled { ", recycled" } else { "" }
         );
     }

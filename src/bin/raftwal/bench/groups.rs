@@ -346,7 +346,13 @@ fn fill_and_open(dir: &Path, groups: u64, mib: u64, payload: &Payloads) -> Resul
 }
 
 /// One round of the groups-recovery workload: `groups` groups, then one group, `mib` MiB each.
-pub fn measure_open(root: &Path, groups: u64, mib: u64, payload: &Payloads, round: usize) -> Result<OpenRun, Error> {
+pub fn measure_open(
+    root: &Path,
+    groups: u64,
+    mib: u64,
+    payload: &Payloads,
+    round: usize,
+) -> Result<OpenRun, Error> {
     let many = tempfile::tempdir_in(root).map_err(|error| error.to_string())?;
     let (bytes, open) = fill_and_open(many.path(), groups, mib, payload)?;
     drop(many);
@@ -427,7 +433,8 @@ struct PerGroupLogs {
 
 impl PerGroupLogs {
     fn open(dir: &Path, groups: u64) -> Result<PerGroupLogs, Error> {
-        let options = raftwal::Options { segment_bytes: PER_GROUP_SEGMENT_BYTES, ..raftwal::Options::default() };
+        let options =
+            raftwal::Options { segment_bytes: PER_GROUP_SEGMENT_BYTES, ..raftwal::Options::default() };
         let wals = (1..=groups)
             .map(|group| raftwal::Wal::open(dir.join(format!("group-{group}")), options.clone()))
             .collect::<raftwal::Result<Vec<_>>>()
@@ -438,7 +445,9 @@ impl PerGroupLogs {
 
 impl GroupLog for PerGroupLogs {
     fn append(&self, group: u64, index: u64, payload: &[u8]) -> Result<(), Error> {
-        let done = self.wals[group as usize - 1].append(&[entry(index, payload)]).map_err(|error| error.to_string())?;
+        let done = self.wals[group as usize - 1]
+            .append(&[entry(index, payload)])
+            .map_err(|error| error.to_string())?;
         done.wait().map_err(|error| error.to_string())
     }
 
@@ -446,7 +455,9 @@ impl GroupLog for PerGroupLogs {
     fn append_many(&self, appends: &[(u64, u64)], payload: &Payloads) -> Result<(), Error> {
         let done = appends
             .iter()
-            .map(|&(group, index)| self.wals[group as usize - 1].append(&[entry(index, payload.at(index + group))]))
+            .map(|&(group, index)| {
+                self.wals[group as usize - 1].append(&[entry(index, payload.at(index + group))])
+            })
             .collect::<raftwal::Result<Vec<_>>>()
             .map_err(|error| error.to_string())?;
         done.into_iter().try_for_each(|done| done.wait().map_err(|error| error.to_string()))
@@ -490,16 +501,29 @@ pub fn print(runs: &[GroupRun]) {
     }
     println!(
         "{:<14} {:>6} {:>3} {:>6} {:<18} {:>10} {:>9} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8}",
-        "workload", "G", "D", "bytes", "engine", "entries/s", "fsyncs/s", "e/fsync", "threads", "disk MiB", "rss MiB",
-        "open ms", "vs r-e"
+        "workload",
+        "G",
+        "D",
+        "bytes",
+        "engine",
+        "entries/s",
+        "fsyncs/s",
+        "e/fsync",
+        "threads",
+        "disk MiB",
+        "rss MiB",
+        "open ms",
+        "vs r-e"
     );
     let mut keys: Vec<(Variant, u64, usize, usize)> =
         runs.iter().map(|run| (run.variant, run.groups, run.drivers, run.entry_bytes)).collect();
     keys.sort_by_key(|&(variant, groups, drivers, bytes)| (variant.name(), groups, drivers, bytes));
     keys.dedup();
     for key in keys {
-        let same: Vec<&GroupRun> =
-            runs.iter().filter(|run| (run.variant, run.groups, run.drivers, run.entry_bytes) == key).collect();
+        let same: Vec<&GroupRun> = runs
+            .iter()
+            .filter(|run| (run.variant, run.groups, run.drivers, run.entry_bytes) == key)
+            .collect();
         let mut engines: Vec<&'static str> = same.iter().map(|run| run.engine).collect();
         engines.dedup();
         for engine in engines {
@@ -512,16 +536,21 @@ pub fn print(runs: &[GroupRun]) {
                         .iter()
                         .filter(|run| run.engine == "raftwal")
                         .filter_map(|ours| {
-                            let theirs = same.iter().find(|run| run.engine == "raft-engine" && run.round == ours.round)?;
+                            let theirs = same
+                                .iter()
+                                .find(|run| run.engine == "raft-engine" && run.round == ours.round)?;
                             Some(ours.entries_per_sec() / theirs.entries_per_sec())
                         })
                         .collect();
                     (!ratios.is_empty()).then(|| median(ratios))
                 })
                 .flatten();
-            let fsyncs = |run: &GroupRun| run.fsyncs.map_or(f64::NAN, |fsyncs| fsyncs as f64 / run.elapsed.as_secs_f64());
-            let per_fsync =
-                |run: &GroupRun| run.fsyncs.filter(|&f| f > 0).map_or(f64::NAN, |fsyncs| run.entries as f64 / fsyncs as f64);
+            let fsyncs = |run: &GroupRun| {
+                run.fsyncs.map_or(f64::NAN, |fsyncs| fsyncs as f64 / run.elapsed.as_secs_f64())
+            };
+            let per_fsync = |run: &GroupRun| {
+                run.fsyncs.filter(|&f| f > 0).map_or(f64::NAN, |fsyncs| run.entries as f64 / fsyncs as f64)
+            };
             println!(
                 "{:<14} {:>6} {:>3} {:>6} {:<18} {:>10.0} {:>9.0} {:>7.1} {:>7.0} {:>10.1} {:>9.1} {:>8.1} {:>8}",
                 key.0.name(),

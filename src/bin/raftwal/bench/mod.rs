@@ -233,7 +233,8 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
     groups::print(&group_runs);
     groups::print_opens(&opens);
     if let Some(path) = &args.json {
-        let more = group_runs.iter().map(groups::GroupRun::json).chain(opens.iter().map(groups::OpenRun::json));
+        let more =
+            group_runs.iter().map(groups::GroupRun::json).chain(opens.iter().map(groups::OpenRun::json));
         report::write_json(path, &measurements, more)?;
     }
     if let Some(path) = &args.plot {
@@ -245,7 +246,8 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
 
 /// The groups workloads' configurations: (variant, G, D, entry bytes, engine).
 fn group_configs(args: &Args) -> Vec<(groups::Variant, u64, usize, usize, groups::GroupEngine)> {
-    let variants = [(Workload::Groups, groups::Variant::Direct), (Workload::GroupsWriter, groups::Variant::StoreWriter)];
+    let variants =
+        [(Workload::Groups, groups::Variant::Direct), (Workload::GroupsWriter, groups::Variant::StoreWriter)];
     let mut configs = Vec::new();
     for (workload, variant) in variants {
         if !args.workloads.contains(&workload) {
@@ -254,7 +256,9 @@ fn group_configs(args: &Args) -> Vec<(groups::Variant, u64, usize, usize, groups
         for &count in &args.groups {
             for &drivers in &args.group_drivers {
                 for &bytes in &args.entry_bytes {
-                    for engine in groups::GroupEngine::all(args.compare).into_iter().filter(|engine| engine.runs(count)) {
+                    for engine in
+                        groups::GroupEngine::all(args.compare).into_iter().filter(|engine| engine.runs(count))
+                    {
                         configs.push((variant, count, drivers.min(count as usize).max(1), bytes, engine));
                     }
                 }
@@ -273,11 +277,21 @@ fn run_groups(args: &Args, progress: &ProgressBar) -> raftwal::Result<Vec<groups
     // Each round runs every configuration, the engines of one configuration one after another.
     for round in 0..args.rounds {
         for &(variant, count, drivers, bytes, engine) in &configs {
-            progress.set_message(format!("{} {} G={count} D={drivers} S={bytes}", variant.name(), engine.name()));
+            progress.set_message(format!(
+                "{} {} G={count} D={drivers} S={bytes}",
+                variant.name(),
+                engine.name()
+            ));
             let dir = tempfile::tempdir_in(&args.dir)?;
             let payload = Payloads::new(bytes);
             let run = groups::measure(engine, dir.path(), variant, count, drivers, &payload, seconds, round)
-                .map_err(|error| raftwal::Error::Io(std::io::Error::other(format!("{} {}: {error}", engine.name(), variant.name()))))?;
+                .map_err(|error| {
+                    raftwal::Error::Io(std::io::Error::other(format!(
+                        "{} {}: {error}",
+                        engine.name(),
+                        variant.name()
+                    )))
+                })?;
             runs.push(run);
             progress.inc(1);
         }

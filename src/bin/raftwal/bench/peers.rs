@@ -355,7 +355,9 @@ impl super::groups::GroupLog for RaftEngineGroups {
     fn append_many(&self, appends: &[(u64, u64)], payload: &Payloads) -> Result<(), Error> {
         let mut batch = raft_engine::LogBatch::with_capacity(appends.len());
         for &(group, index) in appends {
-            batch.add_entries::<EntryType>(group, &[entry(index, payload.at(index + group))]).map_err(error)?;
+            batch
+                .add_entries::<EntryType>(group, &[entry(index, payload.at(index + group))])
+                .map_err(error)?;
         }
         self.engine.write(&mut batch, true).map(drop).map_err(error)
     }
