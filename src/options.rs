@@ -11,7 +11,7 @@ pub enum SyncMode {
     #[default]
     Data,
     /// Acknowledged ⇒ in the OS page cache only; it survives a process crash, not power loss.
-    /// `Wal::sync` and `Wal::close` still make everything durable.
+    /// `Group::sync` and `Wal::close` still make everything durable.
     None,
 }
 

@@ -25,7 +25,7 @@ pub struct LogState {
     pub hard_state: Option<HardState>,
     /// Boxed, as the metadata: most groups have neither, and an idle group must stay small.
     pub snapshot: Option<Box<SnapshotMeta>>,
-    /// The caller's opaque metadata, last saved by `Wal::set_metadata`.
+    /// The caller's opaque metadata, last saved by `Group::set_metadata`.
     pub metadata: Option<Box<[u8]>>,
 }
 

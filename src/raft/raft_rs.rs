@@ -98,7 +98,7 @@ impl RaftStorage {
     ///
     /// # Errors
     /// `Compacted` if `entries[0]` is at or below the compaction point; `NotContiguous` if it
-    /// leaves a gap after the last entry; as [`Wal::append`].
+    /// leaves a gap after the last entry; as [`Group::append`].
     pub fn append(&self, entries: &[RaftEntry]) -> Result<Completion, Error> {
         let _writer = self.writer.lock();
         let encoded = self.prepare_append(entries)?;
@@ -106,7 +106,7 @@ impl RaftStorage {
     }
 
     /// Like `append`, but calls `callback` once the entries are durable, on raftwal's committer
-    /// thread and in submission order (see [`Wal::append_with`]): the place to call
+    /// thread and in submission order (see [`Group::append_with`]): the place to call
     /// `RawNode::on_persist_ready`, through a channel.
     ///
     /// # Errors
@@ -149,12 +149,12 @@ impl RaftStorage {
         Ok(encoded)
     }
 
-    /// Calls `callback` once everything submitted before is durable (see [`Wal::sync_with`]):
+    /// Calls `callback` once everything submitted before is durable (see [`Group::sync_with`]):
     /// after submitting a `Ready`'s entries and hard state, the place to learn that the whole
     /// `Ready` is persisted and call `RawNode::on_persist_ready`.
     ///
     /// # Errors
-    /// As [`Wal::sync_with`].
+    /// As [`Group::sync_with`].
     pub fn sync_with(&self, callback: impl FnOnce(Result<(), Error>) + Send + 'static) -> Result<(), Error> {
         self.wal.sync_with(callback)
     }
@@ -162,7 +162,7 @@ impl RaftStorage {
     /// Saves the hard state, ordered after everything submitted before.
     ///
     /// # Errors
-    /// As [`Wal::set_hard_state`].
+    /// As [`Group::set_hard_state`].
     pub fn set_hard_state(&self, hard_state: &RaftHardState) -> Result<Completion, Error> {
         self.wal.set_hard_state(HardState {
             term: hard_state.term,
@@ -174,7 +174,7 @@ impl RaftStorage {
     /// Saves the conf state, as an application does after applying a conf change.
     ///
     /// # Errors
-    /// As [`Wal::set_metadata`].
+    /// As [`Group::set_metadata`].
     pub fn set_conf_state(&self, conf_state: &ConfState) -> Result<Completion, Error> {
         let snapshot_index = self.wal.snapshot_meta()?.map_or(0, |meta| meta.index);
         let mut metadata = METADATA_TAG.to_vec();
@@ -229,7 +229,7 @@ impl RaftStorage {
     ///
     /// # Errors
     /// `StaleSnapshot` if the log is already compacted past the snapshot; as
-    /// [`Wal::install_snapshot`].
+    /// [`Group::install_snapshot`].
     pub fn apply_snapshot(&self, snapshot: &Snapshot) -> Result<Completion, Error> {
         let _writer = self.writer.lock();
         let meta = snapshot.get_metadata();
@@ -251,7 +251,7 @@ impl RaftStorage {
     /// the first index there is nothing to drop, and it returns `None`.
     ///
     /// # Errors
-    /// `Unavailable` if `compact_index` is past the last index + 1; as [`Wal::purge`].
+    /// `Unavailable` if `compact_index` is past the last index + 1; as [`Group::purge`].
     pub fn compact(&self, compact_index: u64) -> Result<Option<Completion>, Error> {
         let _writer = self.writer.lock();
         let last = self.last()?;

@@ -54,13 +54,12 @@ pub enum GroupEngine {
 
 impl GroupEngine {
     pub fn all(compare: bool) -> Vec<GroupEngine> {
-        let mut engines = vec![GroupEngine::OneLog, GroupEngine::PerGroupLogs];
-        #[cfg(feature = "compare")]
-        if compare {
-            engines.push(GroupEngine::RaftEngine);
-        }
-        let _ = compare;
-        engines
+        let peers: &[GroupEngine] = &[
+            #[cfg(feature = "compare")]
+            GroupEngine::RaftEngine,
+        ];
+        let peers = if compare { peers } else { &[] };
+        [GroupEngine::OneLog, GroupEngine::PerGroupLogs].into_iter().chain(peers.iter().copied()).collect()
     }
 
     pub fn name(self) -> &'static str {
