@@ -12,7 +12,6 @@ use crate::error::Error;
 use crate::format::{SegmentId, record_bytes_aligned};
 use crate::index::Location;
 use crate::segment::Segment;
-use crate::value::Entry;
 use crate::wal::{Core, Shared};
 
 /// Spare segments kept preallocated ahead of the active one.
@@ -143,88 +142,77 @@ fn delete_below(shared: &Shared, below: SegmentId) {
     }
 }
 
-/// The most entries of one group relocated at once. Relocation is for groups that lag with a
-/// few live entries; a group with more in old segments is one that never purges, and copying
-/// its log again and again would multiply the bytes written: it is left in place and named by
-/// `Wal::lagging_groups`, for the application to snapshot and purge.
-pub const RELOCATE_ENTRIES_MAX: usize = 1024;
-
-/// A round of relocation copies at most this fraction of the bytes it frees (1/4): the write
-/// amplification it adds stays at or below 25 %.
+/// Relocation frees a segment only if copying its live entries writes at most this fraction of
+/// it (1/4): the write amplification it adds stays at or below 25 %. A segment mostly live (the
+/// entries of groups that never purge) stays; `Wal::lagging_groups` names those groups, for the
+/// application to snapshot and purge.
 const RELOCATE_COST_DIVISOR: u64 = 4;
 
-/// Copies the live entries that keep old segments to the active segment, so that those
-/// segments can go. Old: older than the newest `Options::relocate_after_segments`, and older
-/// than the oldest entry of any group with more than `RELOCATE_ENTRIES_MAX` there (those
-/// segments stay anyway). Entries are read outside the lock; each group's copies are one
-/// operation, queued only if the group did not change meanwhile. Nothing is copied if the copies
-/// would exceed a quarter of the bytes freed; what does not fit now (the queue or the active
-/// segment is full) waits for the next rotation.
+/// Frees the segments older than the newest `Options::relocate_after_segments`, oldest first, by
+/// copying the live entries that keep each one to the active segment. Per segment: the entries
+/// are read outside the lock, and each group's copies are one operation, queued only if the
+/// group did not change meanwhile. Stops at the first segment whose copies would cost too much
+/// (segments go oldest first, so the later ones could not go either), or that does not fit now
+/// (the queue or the active segment is full): the next rotation tries again.
 fn relocate(shared: &Shared) {
-    let (plan, freed) = {
+    let old: Vec<SegmentId> = {
         let core = shared.core.lock();
-        if core.closing || core.poisoned.is_some() {
+        let keep = shared.options.relocate_after_segments;
+        core.segments.keys().rev().skip(keep).rev().copied().collect()
+    };
+    for segment in old {
+        if !relocate_segment(shared, segment) {
             return;
         }
-        let Some(&horizon) = core.segments.keys().nth_back(shared.options.relocate_after_segments - 1) else {
-            return;
-        };
-        let mut candidates: Vec<(u32, Vec<(u64, Location)>)> = core
+    }
+}
+
+/// Copies the live entries in `segment` (and any older one) to the active segment; false if it
+/// could not (too costly, no room now, closing, or a read failed).
+fn relocate_segment(shared: &Shared, segment: SegmentId) -> bool {
+    let (plan, bytes) = {
+        let core = shared.core.lock();
+        if core.closing || core.poisoned.is_some() {
+            return false;
+        }
+        let Some(bytes) = core.segments.get(&segment).map(|held| held.bytes) else { return true };
+        let plan: Vec<(u32, Vec<(u64, Location)>, Vec<Arc<Segment>>)> = core
             .groups
-            .pinning_below(horizon)
+            .pinning_below(segment.next())
             .into_iter()
             .map(|slot| {
-                (slot, core.groups.get(slot).expect("pinning groups exist").index.stored_below(horizon))
-            })
-            .collect();
-        let below = candidates
-            .iter()
-            .filter(|(_, located)| located.len() > RELOCATE_ENTRIES_MAX)
-            .filter_map(|(_, located)| located.iter().map(|(_, at)| at.segment).min())
-            .fold(horizon, SegmentId::min);
-        candidates.retain_mut(|(_, located)| {
-            located.retain(|(_, at)| at.segment < below);
-            !located.is_empty()
-        });
-        let freed = core.segments.range(..below).map(|(_, segment)| segment.bytes).sum::<u64>();
-        let plan: Vec<_> = candidates
-            .into_iter()
-            .map(|(slot, located)| {
-                let segments: Vec<Arc<Segment>> =
-                    located.iter().map(|(_, at)| core.segments[&at.segment].clone()).collect();
+                let located = core.groups.get(slot).expect("pinning groups exist").index.stored_below(segment.next());
+                let segments = located.iter().map(|(_, at)| core.segments[&at.segment].clone()).collect();
                 (slot, located, segments)
             })
             .collect();
-        (plan, freed)
+        (plan, bytes)
     };
+    let budget = bytes / RELOCATE_COST_DIVISOR;
     let mut copies = Vec::with_capacity(plan.len());
+    let mut cost = 0;
     for (slot, located, segments) in plan {
-        let entries: Result<Vec<Entry>, Error> = located
-            .iter()
-            .zip(&segments)
-            .map(|((index, at), segment)| segment.read_entry(u64::from(at.offset), *index))
-            .collect();
-        match entries {
-            Ok(entries) => copies.push((slot, located, entries)),
-            Err(_) => {
-                // Readers of these entries get the same error; the next open reports the damage.
+        let mut entries = Vec::with_capacity(located.len());
+        for ((index, at), held) in located.iter().zip(&segments) {
+            let Ok(entry) = held.read_entry(u64::from(at.offset), *index) else {
+                // Readers of this entry get the same error; the next open reports the damage.
                 shared.stats.housekeeping_failed();
-                return;
+                return false;
+            };
+            cost += record_bytes_aligned(entry.data.len()) as u64;
+            if cost > budget {
+                return false;
             }
+            entries.push(entry);
         }
-    }
-    let bytes_of =
-        |entries: &[Entry]| entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum::<usize>();
-    let cost: usize = copies.iter().map(|(_, _, entries)| bytes_of(entries)).sum();
-    if cost as u64 > freed / RELOCATE_COST_DIVISOR {
-        return;
+        copies.push((slot, located, entries));
     }
     for (slot, located, entries) in copies {
-        let Ok(Some(mut core)) = shared.try_lock_for(bytes_of(&entries)) else { return };
-        let unchanged = core
-            .groups
-            .get(slot)
-            .is_some_and(|log| located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at)));
+        let bytes = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
+        let Ok(Some(mut core)) = shared.try_lock_for(bytes) else { return false };
+        let unchanged = core.groups.get(slot).is_some_and(|log| {
+            located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at))
+        });
         if unchanged {
             core.relocate(shared.options.sync, slot, &entries);
             core.schedule_deletion();
@@ -232,6 +220,7 @@ fn relocate(shared: &Shared) {
             shared.stats.relocated(entries.len() as u64);
         }
     }
+    true
 }
 
 /// Whether an emptied segment should become a spare: the cap allows one more, and it has the

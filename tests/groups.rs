@@ -90,6 +90,7 @@ fn one_submit_carries_many_groups_all_or_nothing() {
     let mut ops: Vec<GroupOp<'_>> =
         groups.iter().zip(&batches).map(|(group, batch)| GroupOp::Append(group, batch)).collect();
     ops.push(GroupOp::HardState(&groups[0], HardState { term: 1, vote: 1, commit: 3 }));
+    wal.sync().unwrap();
     let fsyncs = wal.stats().fsyncs;
     wal.submit(&ops).unwrap().wait().unwrap();
     assert!(wal.stats().fsyncs - fsyncs <= 1, "one batch, one fdatasync");
