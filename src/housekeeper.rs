@@ -181,7 +181,8 @@ fn relocate_segment(shared: &Shared, segment: SegmentId) -> bool {
             .pinning_below(segment.next())
             .into_iter()
             .map(|slot| {
-                let located = core.groups.get(slot).expect("pinning groups exist").index.stored_below(segment.next());
+                let located =
+                    core.groups.get(slot).expect("pinning groups exist").index.stored_below(segment.next());
                 let segments = located.iter().map(|(_, at)| core.segments[&at.segment].clone()).collect();
                 (slot, located, segments)
             })
@@ -210,9 +211,10 @@ fn relocate_segment(shared: &Shared, segment: SegmentId) -> bool {
     for (slot, located, entries) in copies {
         let bytes = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
         let Ok(Some(mut core)) = shared.try_lock_for(bytes) else { return false };
-        let unchanged = core.groups.get(slot).is_some_and(|log| {
-            located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at))
-        });
+        let unchanged = core
+            .groups
+            .get(slot)
+            .is_some_and(|log| located.iter().all(|(index, at)| log.index.locate(*index) == Some(*at)));
         if unchanged {
             core.relocate(shared.options.sync, slot, &entries);
             core.schedule_deletion();

@@ -379,6 +379,165 @@ pub fn print_opens(runs: &[OpenRun]) {
     println!();
 }
 
+/// Space reclamation with some groups never purging: G groups, D drivers, every group purged to
+/// its last `STEADY_KEEP` entries after each of its appends except every hundredth group, which
+/// never purges. Segments of `STEADY_SEGMENT_BYTES`, relocation after
+/// `STEADY_RELOCATE_AFTER` of them, so that many segments are emptied and relocated within a run.
+#[derive(Clone, Debug)]
+pub struct SteadyRun {
+    pub groups: u64,
+    pub drivers: usize,
+    pub entry_bytes: usize,
+    pub round: usize,
+    pub entries: u64,
+    pub elapsed: Duration,
+    /// Payload bytes appended.
+    pub appended: u64,
+    /// Bytes raftwal handed to the OS (records, checkpoints, relocated copies).
+    pub written: u64,
+    /// Sectors the block device wrote, in bytes.
+    pub device_written: Option<u64>,
+    pub relocated: u64,
+    /// Segments holding the log at the end, and at most during the run.
+    pub segments_end: u64,
+    pub segments_max: u64,
+    /// Payload bytes the never-purging groups hold at the end.
+    pub kept: u64,
+}
+
+pub const STEADY_KEEP: u64 = 16;
+const STEADY_SEGMENT_BYTES: u64 = 4 << 20;
+const STEADY_RELOCATE_AFTER: usize = 8;
+
+impl SteadyRun {
+    pub fn json(&self) -> Value {
+        json!({
+            "workload": "groups-steady",
+            "engine": "raftwal",
+            "groups": self.groups,
+            "threads": self.drivers,
+            "entry_bytes": self.entry_bytes,
+            "round": self.round,
+            "entries": self.entries,
+            "seconds": self.elapsed.as_secs_f64(),
+            "entries_per_sec": self.entries as f64 / self.elapsed.as_secs_f64(),
+            "payload_bytes": self.appended,
+            "bytes_written": self.written,
+            "device_write_bytes": self.device_written,
+            "entries_relocated": self.relocated,
+            "segments_end": self.segments_end,
+            "segments_max": self.segments_max,
+            "never_purged_bytes": self.kept,
+        })
+    }
+}
+
+/// One run of the groups-steady workload in `dir`.
+pub fn measure_steady(
+    dir: &Path,
+    groups: u64,
+    drivers: usize,
+    payload: &Payloads,
+    seconds: Duration,
+    round: usize,
+) -> Result<SteadyRun, Error> {
+    let options = raftwal::Options {
+        segment_bytes: STEADY_SEGMENT_BYTES,
+        relocate_after_segments: STEADY_RELOCATE_AFTER,
+        ..raftwal::Options::default()
+    };
+    let log = OneLog::open_with(dir, groups, options)?;
+    std::thread::sleep(super::SETTLE);
+    let device = super::device_write_bytes(dir);
+    let before = log.wal.stats();
+    let started = Instant::now();
+    let deadline = started + seconds;
+    let total = AtomicU64::new(0);
+    let segments_max = AtomicU64::new(0);
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let watcher = scope.spawn(|| {
+            while Instant::now() < deadline {
+                segments_max.fetch_max(log.wal.stats().segments, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let workers: Vec<_> = (0..drivers)
+            .map(|driver| {
+                let (log, total) = (&log, &total);
+                scope.spawn(move || -> Result<(), Error> {
+                    let mine = owned(groups, drivers, driver);
+                    let mut next = 1;
+                    while Instant::now() < deadline && !mine.is_empty() {
+                        for &group in &mine {
+                            log.append(group, next, payload.at(next + group))?;
+                            if group % 100 != 0 && next > STEADY_KEEP {
+                                let purged = log.groups[group as usize - 1].purge(next - STEADY_KEEP);
+                                drop(purged.map_err(|error| error.to_string())?);
+                            }
+                            total.fetch_add(1, Ordering::Relaxed);
+                        }
+                        next += 1;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| "driver panicked".to_string())??;
+        }
+        watcher.join().map_err(|_| "watcher panicked".to_string())
+    })?;
+    let elapsed = started.elapsed();
+    log.wal.sync().map_err(|error| error.to_string())?;
+    let after = log.wal.stats();
+    let entries = total.into_inner();
+    let kept = (1..=groups)
+        .filter(|group| group % 100 == 0)
+        .filter_map(|group| log.groups[group as usize - 1].last_index().ok().flatten())
+        .sum::<u64>()
+        * payload.len() as u64;
+    Ok(SteadyRun {
+        groups,
+        drivers,
+        entry_bytes: payload.len(),
+        round,
+        entries,
+        elapsed,
+        appended: entries * payload.len() as u64,
+        written: after.bytes_written - before.bytes_written,
+        device_written: super::device_write_bytes(dir).zip(device).map(|(after, before)| after - before),
+        relocated: after.entries_relocated - before.entries_relocated,
+        segments_end: after.segments,
+        segments_max: segments_max.into_inner(),
+        kept,
+    })
+}
+
+/// Prints each groups-steady run.
+pub fn print_steady(runs: &[SteadyRun]) {
+    for run in runs {
+        let per = |bytes: u64| bytes as f64 / run.appended.max(1) as f64;
+        println!(
+            "groups-steady G={} D={} S={} (1% never purge): {:.0} entries/s; written/appended {:.2}, device {}; {} entries relocated ({:.1}% of appended); segments {} at the end, {} at most ({} MiB each); never-purged groups hold {:.1} MiB",
+            run.groups,
+            run.drivers,
+            run.entry_bytes,
+            run.entries as f64 / run.elapsed.as_secs_f64(),
+            per(run.written),
+            run.device_written.map_or_else(|| "-".into(), |bytes| format!("{:.2}", per(bytes))),
+            run.relocated,
+            run.relocated as f64 * 100.0 / run.entries.max(1) as f64,
+            run.segments_end,
+            run.segments_max,
+            STEADY_SEGMENT_BYTES >> 20,
+            run.kept as f64 / (1 << 20) as f64,
+        );
+    }
+    if !runs.is_empty() {
+        println!();
+    }
+}
+
 fn entry(index: u64, payload: &[u8]) -> raftwal::Entry {
     raftwal::Entry { index, term: 1, data: payload.to_vec() }
 }
@@ -392,7 +551,11 @@ struct OneLog {
 
 impl OneLog {
     fn open(dir: &Path, groups: u64) -> Result<OneLog, Error> {
-        let wal = raftwal::Wal::open(dir, raftwal::Options::default()).map_err(|error| error.to_string())?;
+        OneLog::open_with(dir, groups, raftwal::Options::default())
+    }
+
+    fn open_with(dir: &Path, groups: u64, options: raftwal::Options) -> Result<OneLog, Error> {
+        let wal = raftwal::Wal::open(dir, options).map_err(|error| error.to_string())?;
         let handles = (1..=groups)
             .map(|id| wal.group(id).or_else(|_| wal.create_group(id)))
             .collect::<raftwal::Result<Vec<_>>>()

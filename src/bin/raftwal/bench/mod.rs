@@ -48,6 +48,10 @@ pub enum Workload {
     /// A warm open of raftwal's log holding `--recovery-mib` MiB over the largest `--groups`
     /// count, beside the open of the same bytes in one group.
     GroupsRecovery,
+    /// Space reclamation: the largest `--groups` count, each group purged as it goes except one
+    /// in a hundred, which never purges; for `--steady-seconds`. Bytes written per byte appended,
+    /// entries relocated, segments on disk.
+    GroupsSteady,
 }
 
 #[derive(clap::Args)]
@@ -92,7 +96,7 @@ pub struct Args {
     /// Driver threads for the groups workloads.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 64])]
     group_drivers: Vec<usize>,
-    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read", "groups", "groups-writer", "groups-recovery"])]
+    #[arg(long, value_delimiter = ',', default_values = ["disk", "independent", "pipelined", "steady", "recovery", "read", "groups", "groups-writer", "groups-recovery", "groups-steady"])]
     workloads: Vec<Workload>,
     /// Also run raft-engine 0.4.2, raft-log 0.4 and okaywal 0.3 (needs the `compare` feature).
     #[arg(long)]
@@ -153,7 +157,8 @@ fn plan(args: &Args) -> Vec<Config> {
                 configs.extend(sizes.map(|&bytes| config(workload, 1, bytes, args.in_flight)));
             }
             Workload::Recovery | Workload::Read => configs.push(config(workload, 1, 4096, 1)),
-            Workload::Groups | Workload::GroupsWriter | Workload::GroupsRecovery => {}
+            Workload::Groups | Workload::GroupsWriter | Workload::GroupsRecovery | Workload::GroupsSteady => {
+            }
         }
     }
     configs
@@ -174,7 +179,8 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
     let runs_per_round: usize =
         configs.iter().map(|config| kinds.iter().filter(|kind| kind.runs(config.workload)).count()).sum();
     let group_runs_per_round = group_configs(&args).len();
-    let opens = usize::from(args.workloads.contains(&Workload::GroupsRecovery));
+    let opens = usize::from(args.workloads.contains(&Workload::GroupsRecovery))
+        + usize::from(args.workloads.contains(&Workload::GroupsSteady));
     let total = disk_runs + (runs_per_round + group_runs_per_round + opens) * args.rounds;
     let progress =
         if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
@@ -227,14 +233,34 @@ pub fn run(mut args: Args) -> raftwal::Result<u8> {
             progress.inc(1);
         }
     }
+    let mut steady = Vec::new();
+    if args.workloads.contains(&Workload::GroupsSteady) {
+        let count = args.groups.iter().copied().max().unwrap_or(1);
+        let drivers = args.group_drivers.first().copied().unwrap_or(16);
+        let payload = Payloads::new(args.entry_bytes.first().copied().unwrap_or(128));
+        for round in 0..args.rounds {
+            progress.set_message(format!("groups-steady G={count}"));
+            let dir = tempfile::tempdir_in(&args.dir)?;
+            let seconds = Duration::from_secs_f64(args.steady_seconds);
+            steady.push(
+                groups::measure_steady(dir.path(), count, drivers, &payload, seconds, round)
+                    .map_err(|error| raftwal::Error::Io(std::io::Error::other(error)))?,
+            );
+            progress.inc(1);
+        }
+    }
     progress.finish_and_clear();
 
     report::print(&measurements, args.compare);
     groups::print(&group_runs);
     groups::print_opens(&opens);
+    groups::print_steady(&steady);
     if let Some(path) = &args.json {
-        let more =
-            group_runs.iter().map(groups::GroupRun::json).chain(opens.iter().map(groups::OpenRun::json));
+        let more = group_runs
+            .iter()
+            .map(groups::GroupRun::json)
+            .chain(opens.iter().map(groups::OpenRun::json))
+            .chain(steady.iter().map(groups::SteadyRun::json));
         report::write_json(path, &measurements, more)?;
     }
     if let Some(path) = &args.plot {
@@ -356,7 +382,7 @@ fn measure(
     let seconds = Duration::from_secs_f64(args.seconds);
     Ok(match config.workload {
         Workload::Disk => unreachable!("the disk is measured apart"),
-        Workload::Groups | Workload::GroupsWriter | Workload::GroupsRecovery => {
+        Workload::Groups | Workload::GroupsWriter | Workload::GroupsRecovery | Workload::GroupsSteady => {
             unreachable!("the groups workloads run apart")
         }
         Workload::Independent => vec![independent(&*engine, &payload, config.threads, seconds, base)?],
@@ -570,7 +596,7 @@ impl Payloads {
 /// compaction, and the file system's journal alike; and anything else writing to that device,
 /// so the benchmark wants a quiet machine. `None` off a block device (tmpfs). Not `write_bytes`
 /// of `/proc/self/io`: on ext4 it counted about 216 KiB for each fdatasync of a 5 KiB write.
-fn device_write_bytes(dir: &Path) -> Option<u64> {
+pub fn device_write_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let device = std::fs::metadata(dir).ok()?.dev();
     let major = ((device >> 8) & 0xfff) | ((device >> 32) & !0xfff);
