@@ -167,6 +167,9 @@ fn relocate(shared: &Shared) {
     }
 }
 
+/// One group's entries to copy: its slot, each entry's index and place, and the segment there.
+type Relocation = (u32, Vec<(u64, Location)>, Vec<Arc<Segment>>);
+
 /// Copies the live entries in `segment` (and any older one) to the active segment; false if it
 /// could not (too costly, no room now, closing, or a read failed).
 fn relocate_segment(shared: &Shared, segment: SegmentId) -> bool {
@@ -176,7 +179,7 @@ fn relocate_segment(shared: &Shared, segment: SegmentId) -> bool {
             return false;
         }
         let Some(bytes) = core.segments.get(&segment).map(|held| held.bytes) else { return true };
-        let plan: Vec<(u32, Vec<(u64, Location)>, Vec<Arc<Segment>>)> = core
+        let plan: Vec<Relocation> = core
             .groups
             .pinning_below(segment.next())
             .into_iter()
