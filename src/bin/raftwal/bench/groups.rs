@@ -686,8 +686,12 @@ pub fn print(runs: &[GroupRun]) {
             .iter()
             .filter(|run| (run.variant, run.groups, run.drivers, run.entry_bytes) == key)
             .collect();
-        let mut engines: Vec<&'static str> = same.iter().map(|run| run.engine).collect();
-        engines.dedup();
+        let mut engines: Vec<&'static str> = Vec::new();
+        for run in &same {
+            if !engines.contains(&run.engine) {
+                engines.push(run.engine);
+            }
+        }
         for engine in engines {
             let of = |value: &dyn Fn(&GroupRun) -> f64| {
                 median(same.iter().filter(|run| run.engine == engine).map(|run| value(run)).collect())
