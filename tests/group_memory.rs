@@ -1,5 +1,6 @@
-//! Memory of idle groups, measured by counting the heap bytes the process holds (a test binary
-//! of its own, since it installs a counting allocator).
+//! Memory and threads of idle groups, measured by counting the heap bytes and the threads the
+//! process holds (a test binary of its own with one test: it installs a counting allocator, and
+//! no other test's threads may count).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -32,10 +33,11 @@ static ALLOCATOR: Counting = Counting;
 const GROUPS: u64 = 50_000;
 
 #[test]
-fn an_idle_group_takes_at_most_256_bytes() {
+fn an_idle_group_takes_at_most_256_bytes_and_no_thread() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), Options { segment_bytes: 1 << 20, ..Options::default() }).unwrap();
     wal.sync().unwrap();
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
     let before = LIVE.load(Ordering::Relaxed);
     for id in 1..=GROUPS {
         wal.create_group(id).unwrap();
@@ -48,4 +50,5 @@ fn an_idle_group_takes_at_most_256_bytes() {
     eprintln!("{per_group} heap bytes per idle group");
     assert!(per_group <= 256, "{per_group} heap bytes per idle group");
     assert!(per_group > 0, "the groups are counted");
+    assert_eq!(std::fs::read_dir("/proc/self/task").unwrap().count(), threads, "no thread per group");
 }
