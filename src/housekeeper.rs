@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 
 use crate::error::Error;
-use crate::format::{SegmentId, record_bytes_aligned};
+use crate::format::{self, SegmentId, record_bytes_aligned};
 use crate::index::Location;
 use crate::segment::Segment;
 use crate::wal::{Core, Shared};
@@ -148,6 +148,12 @@ fn delete_below(shared: &Shared, below: SegmentId) {
 /// application to snapshot and purge.
 const RELOCATE_COST_DIVISOR: u64 = 4;
 
+/// The most entries one segment's relocation copies. Counting them under the lock is cheap;
+/// listing and reading them is not, so a segment holding more live entries than this (a log
+/// that is not purged, whose segments are all live) is passed over at once, without work
+/// under the lock that would hold up appends at every rotation.
+const RELOCATE_ENTRIES_MAX: u64 = 1 << 16;
+
 /// Frees the segments older than the newest `Options::relocate_after_segments`, oldest first, by
 /// copying the live entries that keep each one to the active segment. Per segment: the entries
 /// are read outside the lock, and each group's copies are one operation, queued only if the
@@ -179,9 +185,19 @@ fn relocate_segment(shared: &Shared, segment: SegmentId) -> bool {
             return false;
         }
         let Some(bytes) = core.segments.get(&segment).map(|held| held.bytes) else { return true };
-        let plan: Vec<Relocation> = core
-            .groups
-            .pinning_below(segment.next())
+        let pinning = core.groups.pinning_below(segment.next());
+        let live: u64 = pinning
+            .iter()
+            .map(|&slot| {
+                core.groups.get(slot).expect("pinning groups exist").index.count_below(segment.next())
+            })
+            .sum();
+        // Every copy takes at least a record header.
+        let cheapest = live * format::RECORD_HEADER_BYTES as u64;
+        if live > RELOCATE_ENTRIES_MAX || cheapest > bytes / RELOCATE_COST_DIVISOR {
+            return false;
+        }
+        let plan: Vec<Relocation> = pinning
             .into_iter()
             .map(|slot| {
                 let located =

@@ -261,6 +261,18 @@ impl Index {
         matches!(self.spans.back(), Some(Span::Stored { .. }))
     }
 
+    /// How many entries are stored in segments older than `below`: `stored_below`'s length,
+    /// counted without walking the entries.
+    pub fn count_below(&self, below: SegmentId) -> u64 {
+        self.spans
+            .iter()
+            .map(|span| match span {
+                Span::Stored { segment, offsets, .. } if *segment < below => offsets.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The entries stored in segments older than `below`, in index order, with where they are.
     pub fn stored_below(&self, below: SegmentId) -> Vec<(u64, Location)> {
         let mut found = Vec::new();
@@ -473,6 +485,8 @@ mod tests {
         // Entries 5..=10 are in segment 0; move them to segment 5, then those of segment 1.
         let old = index.stored_below(SegmentId(1));
         assert_eq!(old.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (5..=10).collect::<Vec<_>>());
+        assert_eq!(index.count_below(SegmentId(1)), 6);
+        assert_eq!(index.count_below(SegmentId(3)), 26);
         for (n, (i, _)) in old.iter().enumerate() {
             index.relocate(*i, 1, at(5, 64 * n as u32));
         }
