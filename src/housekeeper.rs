@@ -8,25 +8,14 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
+use crate::engine::{Chore, Core, Shared};
 use crate::error::Error;
 use crate::format::{self, SegmentId, record_bytes_aligned};
 use crate::index::Location;
 use crate::segment::Segment;
-use crate::wal::{Core, Shared};
 
 /// Spare segments kept preallocated ahead of the active one.
 pub const SPARES: usize = 1;
-
-pub enum Chore {
-    /// Preallocate spares until `SPARES` are ready.
-    Replenish,
-    /// A durable purge left segments below this id with nothing live: delete them.
-    DeleteBelow(SegmentId),
-    /// The log holds more than `Options::relocate_after_segments` segments: copy the entries
-    /// that keep the oldest ones to the active segment.
-    Relocate,
-    Stop,
-}
 
 /// The housekeeper thread: does chores until told to stop. Of the chores waiting, the deletions
 /// go first, as one: recycling an emptied segment makes the spare that a preallocation would

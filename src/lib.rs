@@ -36,6 +36,7 @@
 //! [`inspect`] reads and repairs a directory without opening a `Wal`.
 
 mod commit;
+mod engine;
 mod error;
 mod format;
 pub mod fs;
@@ -44,6 +45,7 @@ mod housekeeper;
 mod index;
 pub mod inspect;
 mod options;
+mod queue;
 pub mod raft;
 mod recovery;
 mod rng;
@@ -61,7 +63,7 @@ mod wal;
 pub use options::{FILE_MODE_DEFAULT, Options, RecoveryMode, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SyncMode};
 pub use wal::{Group, GroupOp, Wal};
 // What an operation returns until it is durable:
-pub use commit::Completion;
+pub use engine::Completion;
 // The values the API takes and returns, all in `value`:
 pub use value::{
     Cut, Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, Salvage, SnapshotMeta, Stats,

@@ -1,29 +1,31 @@
-//! The public `Wal`: operations validate, encode their records into the commit queue and
-//! change the in-memory state under one lock, then return a `Completion`; the committer makes
-//! them durable in order.
+//! The façade: the public `Wal`, `Group` and `GroupOp`. Operations validate, encode their records
+//! into the commit queue and change the in-memory state under one lock (the `engine`), then
+//! return a `Completion`; the committer (`commit`) makes them durable in order. `open` starts the
+//! committer and the housekeeper, as threads or, on a stepped file system, as steps.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crossbeam_channel::Receiver;
+use parking_lot::{Condvar, Mutex};
 
-use crate::commit::{Callback, Chunk, Committer, Completion, Durability, Queue};
+use crate::commit::Committer;
+use crate::engine::{Background, Chore, Completion, Core, RUN_BYTES, Shared, Source};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, BATCH_PAYLOAD_BYTES, BATCH_RECORD_BYTES, GROUP_CHECKPOINT_BYTES_MIN, GROUP_CREATE_PAYLOAD_BYTES,
-    HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead, SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
+    self, GROUP_CHECKPOINT_BYTES_MIN, GROUP_CREATE_PAYLOAD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead,
+    SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
 };
 use crate::fs::{Fs, LockGuard, StdFs};
-use crate::groups::{DEFAULT_GROUP, DEFAULT_SLOT, Groups};
-use crate::housekeeper::{self, Chore};
-use crate::index::Location;
+use crate::groups::{DEFAULT_GROUP, DEFAULT_SLOT};
+use crate::housekeeper;
 use crate::options::{Options, SyncMode};
+use crate::queue::{Callback, Durability, Queue};
 use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
 use crate::segment::Segment;
@@ -31,425 +33,35 @@ use crate::state::LogState;
 use crate::stats::Counters;
 use crate::value::{Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, SnapshotMeta, Stats};
 
-/// State shared by the API, the committer and the housekeeper.
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    pub fs: Arc<dyn Fs>,
-    pub options: Options,
-    pub core: Mutex<Core>,
-    /// The committer waits here for queued work.
-    pub work: Condvar,
-    /// Appenders wait here for queue space or a spare segment.
-    pub progress: Condvar,
-    /// Completions wait here.
-    pub durability: Durability,
-    pub stats: Counters,
-    pub chores: Sender<Chore>,
-    /// The background work, when it runs as steps on the callers' threads (see `Fs::stepped`)
-    /// rather than on threads of its own.
-    pub steps: Option<Mutex<Steps>>,
-}
-
 /// A stepped `Wal`'s background work, and the generator that orders it.
-pub(crate) struct Steps {
+struct Steps {
     committer: Committer,
     chores: Receiver<Chore>,
     rng: Rng,
 }
 
-/// The chance, in percent, that a stepped `Wal` runs a step after an operation is submitted, so
-/// that batch boundaries fall at random places.
-const STEP_AFTER_SUBMIT_PERCENT: u64 = 30;
-
-/// Everything behind the lock.
-pub(crate) struct Core {
-    pub groups: Groups,
-    /// Every segment file holding records, the active one included; not the spares.
-    pub segments: BTreeMap<SegmentId, Arc<Segment>>,
-    pub active: Arc<Segment>,
-    /// Where the next record in the active segment goes.
-    pub active_offset: u64,
-    /// The active segment has no checkpoint yet: the next record written must be one.
-    pub needs_checkpoint: bool,
-    pub spares: VecDeque<Arc<Segment>>,
-    /// Why the last preallocation failed; the next append that needs a new segment fails with
-    /// it (and the one after that asks for a new attempt).
-    pub spare_error: Option<io::Error>,
-    pub next_segment_id: SegmentId,
-    pub queue: Queue,
-    /// Chunks the committer is writing; still read from memory until written.
-    pub inflight: Arc<Vec<Chunk>>,
-    /// Every record before this (segment, offset) has been handed to the OS.
-    pub written: (SegmentId, u64),
-    pub next_seq: u64,
-    pub poisoned: Option<Arc<io::Error>>,
-    /// Submitters wake the committer once this many operations are queued.
-    pub wake_at: u64,
-    /// No new operations; the committer drains the queue and stops.
-    pub closing: bool,
-}
-
-impl Core {
-    fn check_usable(&self) -> Result<()> {
-        if let Some(cause) = &self.poisoned {
-            return Err(Error::Poisoned(cause.clone()));
-        }
-        if self.closing {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    /// Bytes a new chunk in the active segment adds before the operation's own records.
-    fn overhead(&self) -> usize {
-        let new_chunk = self.queue.chunks.last().is_none_or(|chunk| chunk.segment.id != self.active.id);
-        let checkpoint = if self.needs_checkpoint { self.checkpoint_bytes() } else { 0 };
-        (if new_chunk { BATCH_RECORD_BYTES } else { 0 }) + checkpoint
-    }
-
-    fn checkpoint_bytes(&self) -> usize {
-        record_bytes_aligned(self.groups.checkpoint_bytes())
-    }
-
-    fn room(&self) -> u64 {
-        self.active.bytes.saturating_sub(self.active_offset)
-    }
-
-    /// Makes the next spare the active segment.
-    fn rotate(&mut self, spare: Arc<Segment>) {
-        assert!(spare.id > self.active.id, "segments rotate in id order");
-        self.segments.insert(spare.id, spare.clone());
-        self.active = spare;
-        self.active_offset = SEGMENT_HEADER_BYTES as u64;
-        self.needs_checkpoint = true;
-        let active = self.active.id;
-        self.groups.shrink_sealed(active);
-    }
-
-    /// Encodes one record into the queue, opening a chunk (batch record, then a checkpoint if
-    /// the segment has none) when the queue has no chunk for the active segment yet.
-    fn emit(&mut self, sync: SyncMode, head: RecordHead, payload: &[u8]) -> Location {
-        if self.queue.chunks.last().is_none_or(|chunk| chunk.segment.id != self.active.id) {
-            self.open_chunk(sync);
-        }
-        let segment = self.active.id;
-        let offset = self.active_offset;
-        let chunk = self.queue.chunks.last_mut().expect("a chunk is open");
-        debug_assert_eq!(chunk.end(), offset);
-        let before = chunk.buf.len();
-        format::encode_record(&mut chunk.buf, self.active.seed, head, payload);
-        let bytes = chunk.buf.len() - before;
-        self.active_offset += bytes as u64;
-        self.queue.bytes += bytes;
-        assert!(self.active_offset <= self.active.bytes, "record past the end of its segment");
-        Location { segment, offset: u32::try_from(offset).expect("segments are at most 4 GiB") }
-    }
-
-    fn open_chunk(&mut self, sync: SyncMode) {
-        let start = self.active_offset;
-        // In SyncMode::Data the committer syncs each batch before it writes the next, so all
-        // bytes before this chunk are durable by the time this chunk reaches the disk.
-        let durable_to = match sync {
-            SyncMode::Data => start,
-            SyncMode::None => SEGMENT_HEADER_BYTES as u64,
-        };
-        self.open_chunk_claiming(sync, durable_to);
-    }
-
-    /// Opens a chunk whose batch record says every byte before `durable_to` was durable before
-    /// this chunk reached the disk.
-    fn open_chunk_claiming(&mut self, sync: SyncMode, durable_to: u64) {
-        let start = self.active_offset;
-        assert!(durable_to <= start, "a batch claims only bytes before it");
-        self.queue.chunks.push(Chunk { segment: self.active.clone(), start, buf: Vec::new() });
-        let head = RecordHead { kind: Kind::Batch, flags: 0, group: 0, index: 0, term: 0 };
-        let payload: [u8; BATCH_PAYLOAD_BYTES] = format::encode_u64s([durable_to]);
-        self.emit(sync, head, &payload);
-        if self.needs_checkpoint {
-            self.needs_checkpoint = false;
-            let checkpoint = self.groups.encode_checkpoint();
-            let head = RecordHead { kind: Kind::Checkpoint, flags: 0, group: 0, index: 0, term: 0 };
-            self.emit(sync, head, &checkpoint);
-        }
-    }
-
-    /// At a clean close, once operation `synced` and everything before it are durable: queues
-    /// a batch record that claims the whole active segment up to it was durable, so that a
-    /// later open reports damage before it as corruption, not a torn write. Only if nothing was
-    /// submitted since `synced` (else the claim could outrun those operations' sync). The claim
-    /// makes no operation durable: if its write fails, the log is as after an unclean stop.
-    fn claim_clean_end(&mut self, sync: SyncMode, synced: u64) {
-        if self.next_seq != synced + 1 || !self.queue.is_empty() || self.overhead() as u64 > self.room() {
-            return;
-        }
-        let end = self.active_offset;
-        self.open_chunk_claiming(sync, end);
-        self.queue.force_sync = true;
-        self.seal_op(None);
-    }
-
-    /// Ends an operation: gives it the next sequence number.
-    fn seal_op(&mut self, callback: Option<Callback>) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.queue.last_seq = seq;
-        self.queue.ops += 1;
-        self.queue.submitted_by(std::thread::current().id());
-        self.queue.callbacks.extend(callback);
-        seq
-    }
-
-    /// After a purge or snapshot: segments below the oldest one still holding an entry can go
-    /// once this batch is durable. Forces a sync so deletion never runs ahead of the record.
-    pub fn schedule_deletion(&mut self) {
-        let below = self.groups.oldest_segment().unwrap_or(self.active.id).min(self.active.id);
-        self.queue.delete_below = Some(self.queue.delete_below.map_or(below, |earlier| earlier.max(below)));
-        self.queue.force_sync = true;
-    }
-
-    /// Reads entry `index`, located at `location`: from the commit queue while it is not yet
-    /// written, otherwise returns the segment to read it from outside the lock.
-    fn source(&self, index: u64, location: Location) -> Result<Source> {
-        let segment = self.segments.get(&location.segment).expect("indexed segments exist");
-        let offset = u64::from(location.offset);
-        if (location.segment, offset) < self.written {
-            return Ok(Source::File(segment.clone(), offset));
-        }
-        let bytes = self
-            .inflight
-            .iter()
-            .chain(&self.queue.chunks)
-            .find_map(|chunk| chunk.bytes_at(location.segment, offset))
-            .expect("an unwritten record is queued or in flight");
-        segment.decode_entry(bytes, offset, index).map(Source::Read)
-    }
-    /// Queues and applies entries already checked to continue group `slot`'s log.
-    fn append(&mut self, sync: SyncMode, slot: u32, entries: &[Entry]) {
-        for entry in entries {
-            let head =
-                RecordHead { kind: Kind::Entry, flags: 0, group: slot, index: entry.index, term: entry.term };
-            let location = self.emit(sync, head, &entry.data);
-            self.groups.append(slot, |log| log.apply_entry(entry.index, entry.term, location));
-        }
-    }
-
-    fn set_hard_state(&mut self, sync: SyncMode, slot: u32, hard_state: HardState) {
-        let HardState { term, vote, commit } = hard_state;
-        let payload: [u8; HARD_STATE_PAYLOAD_BYTES] = format::encode_u64s([term, vote, commit]);
-        let head = RecordHead { kind: Kind::HardState, flags: 0, group: slot, index: 0, term: 0 };
-        self.emit(sync, head, &payload);
-        self.groups.change(slot, |log| log.hard_state = Some(hard_state));
-    }
-
-    fn set_metadata(&mut self, sync: SyncMode, slot: u32, metadata: Vec<u8>) {
-        let head = RecordHead { kind: Kind::Metadata, flags: 0, group: slot, index: 0, term: 0 };
-        self.emit(sync, head, &metadata);
-        self.groups.change(slot, |log| log.metadata = Some(metadata.into_boxed_slice()));
-    }
-
-    /// Queues copies of group `slot`'s entries, checked to be where the index says, and points
-    /// the index at the copies.
-    pub fn relocate(&mut self, sync: SyncMode, slot: u32, entries: &[Entry]) {
-        for entry in entries {
-            let head = RecordHead {
-                kind: Kind::Entry,
-                flags: format::ENTRY_RELOCATED,
-                group: slot,
-                index: entry.index,
-                term: entry.term,
-            };
-            let location = self.emit(sync, head, &entry.data);
-            self.groups.change(slot, |log| log.index.relocate(entry.index, entry.term, location));
-        }
-    }
-
-    /// Refuses an operation that grows the checkpoint by `growth` bytes past half a segment:
-    /// every segment starts with one, and an operation must fit beside it.
-    fn check_checkpoint_growth(&self, options: &Options, growth: usize) -> Result<()> {
-        let bytes = (self.checkpoint_bytes() + growth) as u64;
-        let limit = options.segment_capacity() / 2;
-        if bytes > limit {
-            return Err(Error::TooLarge { what: "checkpoint of all groups", bytes, limit });
-        }
-        Ok(())
-    }
-}
-
-/// The most bytes between the first and last record `entries` reads with one `pread`.
-const RUN_BYTES: u64 = 1 << 20;
-
-enum Source {
-    File(Arc<Segment>, u64),
-    Read(Entry),
-}
-
-impl Shared {
-    /// Locks the core once it can take an operation of `bytes` bytes: the queue has space and
-    /// the active segment has room (rotating to a spare if needed).
-    fn lock_for(&self, bytes: usize) -> Result<MutexGuard<'_, Core>> {
-        let mut stall = Stall { counters: &self.stats, since: None };
-        let mut core = self.core.lock();
-        loop {
-            match self.make_room(&mut core, bytes, stall.since.is_some())? {
-                Room::Ready => return Ok(core),
-                Room::QueueFull => {}
-                Room::NoSpare => {
-                    stall.since.get_or_insert_with(Instant::now);
-                }
-            }
-            self.wait_progress(&mut core);
-        }
-    }
-
-    /// `lock_for` for background work, which must not wait (the housekeeper would wait for
-    /// itself): `None` unless the operation fits now.
-    pub fn try_lock_for(&self, bytes: usize) -> Result<Option<MutexGuard<'_, Core>>> {
-        let mut core = self.core.lock();
-        Ok(match self.make_room(&mut core, bytes, false)? {
-            Room::Ready => Some(core),
-            Room::QueueFull | Room::NoSpare => None,
-        })
-    }
-
-    /// Makes room in the active segment for an operation of `bytes` bytes, rotating to a spare
-    /// if one is ready. `waited`: this operation has waited for a spare already, so the error
-    /// of a preallocation made meanwhile is its answer.
-    fn make_room(&self, core: &mut Core, bytes: usize, waited: bool) -> Result<Room> {
-        loop {
-            core.check_usable()?;
-            if core.queue.bytes > 0 && core.queue.bytes + bytes > self.options.batch_bytes_max {
-                // The committer may be holding the batch back for more operations; there is no
-                // room for them.
-                self.work.notify_one();
-                return Ok(Room::QueueFull);
-            }
-            if (bytes + core.overhead()) as u64 <= core.room() {
-                return Ok(Room::Ready);
-            }
-            let fresh = BATCH_RECORD_BYTES + core.checkpoint_bytes() + bytes;
-            if fresh as u64 > self.options.segment_capacity() {
-                return Err(Error::TooLarge {
-                    what: "operation with its segment checkpoint",
-                    bytes: fresh as u64,
-                    limit: self.options.segment_capacity(),
-                });
-            }
-            if let Some(spare) = core.spares.pop_front() {
-                core.rotate(spare);
-                let _ = self.chores.send(Chore::Replenish);
-                if core.segments.len() > self.options.relocate_after_segments {
-                    let _ = self.chores.send(Chore::Relocate);
-                }
-                continue;
-            }
-            // An error from before this call is stale (space may be back): ask again, and fail
-            // only with what the attempt made while this call waited says.
-            if let Some(error) = core.spare_error.take()
-                && waited
-            {
-                return Err(Error::Io(error));
-            }
-            let _ = self.chores.send(Chore::Replenish);
-            return Ok(Room::NoSpare);
-        }
-    }
-
-    pub fn is_stepped(&self) -> bool {
-        self.steps.is_some()
-    }
-
-    /// Runs one piece of background work of a stepped `Wal`, a batch or a chore, chosen by its
-    /// generator; false if there was none (or the `Wal` is not stepped).
-    pub fn step(&self) -> bool {
-        let Some(steps) = &self.steps else { return false };
-        let mut steps = steps.lock();
-        let commit_first = steps.rng.chance(50);
+impl Background for Steps {
+    fn step(&mut self, shared: &Shared) -> bool {
+        let commit_first = self.rng.chance(50);
         for commit in [commit_first, !commit_first] {
             if commit {
-                if let Some(batch) = steps.committer.take(self, false) {
-                    steps.committer.commit(self, batch);
+                if let Some(batch) = self.committer.take(shared, false) {
+                    self.committer.commit(shared, batch);
                     return true;
                 }
-            } else if let Ok(chore) = steps.chores.try_recv() {
-                housekeeper::perform(self, chore);
+            } else if let Ok(chore) = self.chores.try_recv() {
+                housekeeper::perform(shared, chore);
                 return true;
             }
         }
         false
     }
 
-    /// Steps until `done` holds or no work is left.
-    pub fn step_until(&self, done: impl Fn() -> bool) {
-        while !done() && self.step() {}
-    }
-
-    /// Waits for the committer or the housekeeper to make progress; a stepped `Wal` makes it
-    /// itself.
-    fn wait_progress(&self, core: &mut MutexGuard<'_, Core>) {
-        if self.is_stepped() {
-            MutexGuard::unlocked(core, || {
-                self.step();
-            });
-        } else {
-            self.progress.wait(core);
-        }
-    }
-
-    /// Ends an operation of the `Wal`'s own (no one waits for it) and wakes the committer if it
-    /// waits for this many.
-    pub fn submit_detached(&self, mut core: MutexGuard<'_, Core>) {
-        core.seal_op(None);
-        let wake = core.queue.ops >= core.wake_at;
-        drop(core);
-        if wake {
-            self.work.notify_one();
-        }
-    }
-
-    /// Ends the operation `core` holds and wakes the committer if it waits for this many.
-    fn submit(
-        &self,
-        shared: &Arc<Shared>,
-        mut core: MutexGuard<'_, Core>,
-        callback: Option<Callback>,
-    ) -> Completion {
-        let seq = core.seal_op(callback);
-        let wake = core.queue.ops >= core.wake_at;
-        drop(core);
-        if wake {
-            self.work.notify_one();
-        }
-        if let Some(steps) = &self.steps
-            && steps.lock().rng.chance(STEP_AFTER_SUBMIT_PERCENT)
-        {
-            self.step();
-        }
-        Completion::new(shared.clone(), seq)
+    fn chance(&mut self, percent: u64) -> bool {
+        self.rng.chance(percent)
     }
 }
 
-/// Why an operation cannot be queued yet.
-enum Room {
-    Ready,
-    /// The queue holds `batch_bytes_max` already.
-    QueueFull,
-    /// The active segment is full and no spare is ready.
-    NoSpare,
-}
-
-/// Counts one wait for a preallocated segment, however many wake-ups it took, when dropped.
-struct Stall<'a> {
-    counters: &'a Counters,
-    since: Option<Instant>,
-}
-
-impl Drop for Stall<'_> {
-    fn drop(&mut self) {
-        if let Some(since) = self.since {
-            self.counters.waited_for_segment(since.elapsed());
-        }
-    }
-}
 /// A write-ahead log for one Raft node: one directory, one commit queue, for all of the node's
 /// Raft groups. Cheap to clone; all clones share one log.
 ///
@@ -579,7 +191,8 @@ impl Wal {
         let (chores, chore_queue) = crossbeam_channel::unbounded();
         let steps = fs.stepped().map(|seed| {
             let committer = Committer::new(active.clone());
-            Mutex::new(Steps { committer, chores: chore_queue.clone(), rng: Rng::new(seed) })
+            Mutex::new(Box::new(Steps { committer, chores: chore_queue.clone(), rng: Rng::new(seed) })
+                as Box<dyn Background>)
         });
         let stats = Counters::new(&dir);
         let shared = Arc::new(Shared {
