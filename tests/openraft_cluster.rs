@@ -62,15 +62,38 @@ async fn agreed_leader(nodes: &BTreeMap<u64, Node>, timeout: Duration) -> u64 {
     }
 }
 
-/// Writes `key{i}=value{i}` for `range` through `leader`, from `WRITERS` concurrent clients.
-async fn write(leader: &Raft, range: std::ops::Range<u32>) {
+/// Writes `key{i}=value{i}` for `range` from `WRITERS` concurrent clients, each through the
+/// node that leads; returns the leader at the end. A write refused because leadership moved
+/// (an expired lease on a loaded machine) is sent again to the node that leads then, as a
+/// client would; every write must be acknowledged.
+async fn write(nodes: &BTreeMap<u64, Node>, range: std::ops::Range<u32>) -> u64 {
+    let rafts: Arc<BTreeMap<u64, Raft>> =
+        Arc::new(nodes.iter().map(|(id, node)| (*id, node.raft.clone())).collect());
     let clients: Vec<_> = (0..WRITERS)
         .map(|client| {
-            let raft = leader.clone();
+            let rafts = rafts.clone();
             let range = range.clone();
             tokio::spawn(async move {
                 for at in range.filter(|at| at % WRITERS == client) {
-                    raft.client_write(format!("key{at}=value{at}")).await.expect("acknowledged write");
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    loop {
+                        let leader =
+                            rafts.values().find_map(|raft| raft.metrics().borrow_watched().current_leader);
+                        let Some(raft) = leader.and_then(|leader| rafts.get(&leader)) else {
+                            assert!(Instant::now() < deadline, "no leader to write key{at} through");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        };
+                        match raft.client_write(format!("key{at}=value{at}")).await {
+                            Ok(_) => break,
+                            Err(error)
+                                if error.forward_to_leader().is_some() && Instant::now() < deadline =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            Err(error) => panic!("write of key{at} not acknowledged: {error:?}"),
+                        }
+                    }
                 }
             })
         })
@@ -78,6 +101,7 @@ async fn write(leader: &Raft, range: std::ops::Range<u32>) {
     for client in clients {
         client.await.unwrap();
     }
+    agreed_leader(nodes, Duration::from_secs(20)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,16 +118,15 @@ async fn openraft_cluster_survives_a_leader_kill() {
         .initialize(BTreeMap::from([1, 2, 3].map(|id| (id, openraft::impls::BasicNode::default()))))
         .await
         .expect("initialize");
-    let leader = agreed_leader(&nodes, Duration::from_secs(20)).await;
-
-    write(&nodes[&leader].raft, 0..10_000).await;
+    agreed_leader(&nodes, Duration::from_secs(20)).await;
+    let leader = write(&nodes, 0..10_000).await;
     let written = started.elapsed();
 
     let old = nodes.remove(&leader).unwrap();
     stop(&router, old, leader).await;
-    let new_leader = agreed_leader(&nodes, Duration::from_secs(20)).await;
+    agreed_leader(&nodes, Duration::from_secs(20)).await;
+    let new_leader = write(&nodes, 10_000..11_000).await;
     assert_ne!(new_leader, leader);
-    write(&nodes[&new_leader].raft, 10_000..11_000).await;
 
     {
         // What the old leader's directory holds before it rejoins: everything it acknowledged.
