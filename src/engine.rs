@@ -272,17 +272,30 @@ impl Core {
             self.groups.change(slot, |log| log.index.relocate(entry.index, entry.term, location));
         }
     }
+}
 
-    /// Refuses an operation that grows the checkpoint by `growth` bytes past half a segment:
-    /// every segment starts with one, and an operation must fit beside it.
-    pub fn check_checkpoint_growth(&self, options: &Options, growth: usize) -> Result<()> {
-        let bytes = (self.checkpoint_bytes() + growth) as u64;
-        let limit = options.segment_capacity() / 2;
-        if bytes > limit {
-            return Err(Error::TooLarge { what: "checkpoint of all groups", bytes, limit });
-        }
-        Ok(())
+/// Refuses an operation that changes the checkpoint's bound (`Groups::checkpoint_bytes_max`)
+/// from `before` to `after` bytes if it grows the bound past `checkpoint_bytes_limit`: every
+/// segment starts with a checkpoint, and any operation must fit beside it. The bound covers
+/// every number at its largest varint, so appends, hard states, purges, truncations and removals
+/// never need this check; an operation that does not grow the bound always passes it.
+pub fn check_checkpoint_bound(options: &Options, before: usize, after: usize) -> Result<()> {
+    if after <= before {
+        return Ok(());
     }
+    let bytes = record_bytes_aligned(after) as u64;
+    let limit = checkpoint_bytes_limit(options);
+    if bytes > limit {
+        return Err(Error::TooLarge { what: "checkpoint of all groups", bytes, limit });
+    }
+    Ok(())
+}
+
+/// The most bytes the checkpoint record's bound may reach: half a segment, so that every
+/// operation that shrinks the checkpoint (or leaves its bound as it is) fits in a new segment
+/// beside it.
+pub fn checkpoint_bytes_limit(options: &Options) -> u64 {
+    options.segment_capacity() / 2
 }
 
 /// The most bytes between the first and last record `entries` reads with one `pread`.

@@ -545,6 +545,14 @@ pub const BATCH_PAYLOAD_BYTES: usize = 8;
 pub const GROUP_CREATE_PAYLOAD_BYTES: usize = 8;
 /// The fewest bytes a group adds to a checkpoint.
 pub const GROUP_CHECKPOINT_BYTES_MIN: usize = 5;
+/// The most bytes a varint takes (a `u64`).
+pub const VARINT_BYTES_MAX: usize = 10;
+/// The most bytes a checkpoint's header takes: `next_slot` and the group count, both `u32`.
+pub const CHECKPOINT_HEADER_BYTES_MAX: usize = 2 * varint_bytes_const(u32::MAX as u64);
+/// The numbers of a group's checkpoint entry that operations change without a size check:
+/// first, count, purged (index, term), hard state (term, vote, commit) and the snapshot's last
+/// entry (index, term). Charged at their largest, whatever they hold now.
+const GROUP_CHECKPOINT_NUMBERS: usize = 9;
 
 impl<'a> Checkpoint<'a> {
     /// Bytes of the checkpoint's header, before its groups.
@@ -630,6 +638,24 @@ impl<'a> Checkpoint<'a> {
 }
 
 impl GroupCheckpoint<'_> {
+    /// The most bytes this group can take in a checkpoint without changing its snapshot data or
+    /// metadata: its slot and id as they are, its flags, each number at its largest
+    /// (`VARINT_BYTES_MAX`), its snapshot data and metadata as they are. Only creating a group,
+    /// saving metadata and installing a snapshot change it; every other operation changes the
+    /// checkpoint only within it.
+    pub fn bytes_max(&self) -> usize {
+        let blob =
+            |bytes: Option<&[u8]>| bytes.map_or(0, |bytes| varint_bytes(bytes.len() as u64) + bytes.len());
+        Self::idle_bytes_max(self.slot, self.id)
+            + blob(self.log.snapshot.map(|(_, data)| data))
+            + blob(self.log.metadata)
+    }
+
+    /// `bytes_max` of a group with neither snapshot data nor metadata.
+    pub fn idle_bytes_max(slot: u32, id: u64) -> usize {
+        varint_bytes(u64::from(slot)) + varint_bytes(id) + 1 + GROUP_CHECKPOINT_NUMBERS * VARINT_BYTES_MAX
+    }
+
     /// Bytes this group takes in a checkpoint.
     pub fn encoded_bytes(&self) -> usize {
         let mut counter = Counter(0);
@@ -695,8 +721,15 @@ impl Sink for Counter {
 
 /// Bytes `value` takes as a varint.
 pub fn varint_bytes(value: u64) -> usize {
-    (64 - value.leading_zeros() as usize).max(1).div_ceil(7)
+    varint_bytes_const(value)
 }
+
+const fn varint_bytes_const(value: u64) -> usize {
+    let bits = 64 - value.leading_zeros() as usize;
+    if bits == 0 { 1 } else { bits.div_ceil(7) }
+}
+
+const _: () = assert!(varint_bytes_const(u64::MAX) == VARINT_BYTES_MAX);
 
 fn put_varint(out: &mut impl Sink, mut value: u64) {
     let mut buf = [0u8; 10];

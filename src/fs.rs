@@ -30,7 +30,9 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Renames `from` to `to`, replacing any file named `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    /// Makes the creations, renames and removals in `dir` durable.
+    /// Makes the creations, renames and removals in `dir` durable. Tracks its caller, so that a
+    /// simulated file system can tell the call sites apart (`SimFs::skip_dir_syncs_at`).
+    #[track_caller]
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes an exclusive lock on `path` (created with permission bits `mode` if missing), held
     /// until the guard drops. Fails with `io::ErrorKind::WouldBlock` when another holder has it.

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
-use crate::format::{Checkpoint, GroupCheckpoint, SegmentId, varint_bytes};
+use crate::format::{CHECKPOINT_HEADER_BYTES_MAX, Checkpoint, GroupCheckpoint, SegmentId, varint_bytes};
 use crate::state::LogState;
 
 /// The slot of the default group: id 0, in every log, never removed.
@@ -39,6 +39,9 @@ pub struct Groups {
     /// Bytes the groups take in a checkpoint, kept up to date by every change so that sizing
     /// one does not walk thousands of groups.
     checkpoint_bytes: usize,
+    /// The sum of the groups' `GroupCheckpoint::bytes_max`: the most their checkpoint can take
+    /// until a group is created or a snapshot's data or metadata changes.
+    checkpoint_bytes_max: usize,
 }
 
 impl Default for Groups {
@@ -49,6 +52,7 @@ impl Default for Groups {
             next_slot: DEFAULT_SLOT,
             pins: BTreeMap::new(),
             checkpoint_bytes: 0,
+            checkpoint_bytes_max: 0,
         };
         groups.apply_create(DEFAULT_SLOT, DEFAULT_GROUP);
         groups
@@ -113,6 +117,7 @@ impl Groups {
         assert!(!self.ids.contains_key(&id), "group {id} exists");
         let state = Box::new(GroupState { id, log: LogState::default() });
         self.checkpoint_bytes += state.checkpoint(slot).encoded_bytes();
+        self.checkpoint_bytes_max += state.checkpoint(slot).bytes_max();
         self.slots.insert(slot, state);
         self.ids.insert(id, slot);
         self.next_slot += 1;
@@ -129,6 +134,7 @@ impl Groups {
     pub fn apply_remove(&mut self, slot: u32) {
         let state = self.slots.remove(&slot).expect("removed groups exist");
         self.checkpoint_bytes -= state.checkpoint(slot).encoded_bytes();
+        self.checkpoint_bytes_max -= state.checkpoint(slot).bytes_max();
         self.ids.remove(&state.id);
         self.unpin(state.log.index.oldest_segment(), slot);
     }
@@ -137,10 +143,13 @@ impl Groups {
     pub fn change<T>(&mut self, slot: u32, change: impl FnOnce(&mut LogState) -> T) -> T {
         let state = self.slots.get_mut(&slot).expect("changed groups exist");
         let bytes_before = state.checkpoint(slot).encoded_bytes();
+        let bytes_max_before = state.checkpoint(slot).bytes_max();
         let before = state.log.index.oldest_segment();
         let out = change(&mut state.log);
         let after = state.log.index.oldest_segment();
         self.checkpoint_bytes = self.checkpoint_bytes - bytes_before + state.checkpoint(slot).encoded_bytes();
+        self.checkpoint_bytes_max =
+            self.checkpoint_bytes_max - bytes_max_before + state.checkpoint(slot).bytes_max();
         if before != after {
             self.unpin(before, slot);
             self.pin(after, slot);
@@ -212,6 +221,12 @@ impl Groups {
         Checkpoint::header_bytes(self.next_slot, self.slots.len()) + self.checkpoint_bytes
     }
 
+    /// The most bytes the checkpoint can take until a group is created, or a group's snapshot
+    /// data or metadata changes: what an operation that grows it is checked against.
+    pub fn checkpoint_bytes_max(&self) -> usize {
+        CHECKPOINT_HEADER_BYTES_MAX + self.checkpoint_bytes_max
+    }
+
     /// The payload of a checkpoint record of every group as it is now.
     pub fn encode_checkpoint(&self) -> Vec<u8> {
         let mut slots: Vec<u32> = self.slots.keys().copied().collect();
@@ -219,6 +234,7 @@ impl Groups {
         let groups = slots.iter().map(|slot| self.slots[slot].checkpoint(*slot));
         let payload = Checkpoint::encode(self.next_slot, self.slots.len(), groups);
         debug_assert_eq!(payload.len(), self.checkpoint_bytes());
+        assert!(payload.len() <= self.checkpoint_bytes_max(), "a checkpoint outgrew its bound");
         payload
     }
 
@@ -231,12 +247,14 @@ impl Groups {
             next_slot: checkpoint.next_slot,
             pins: BTreeMap::new(),
             checkpoint_bytes: 0,
+            checkpoint_bytes_max: 0,
         };
         for group in &checkpoint.groups {
             if groups.ids.insert(group.id, group.slot).is_some() {
                 return None;
             }
             groups.checkpoint_bytes += group.encoded_bytes();
+            groups.checkpoint_bytes_max += group.bytes_max();
             let state = GroupState { id: group.id, log: LogState::from_checkpoint(group.log) };
             groups.slots.insert(group.slot, Box::new(state));
         }

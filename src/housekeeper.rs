@@ -122,9 +122,12 @@ fn delete_below(shared: &Shared, below: SegmentId) {
         failed |= shared.fs.remove(&path).is_err();
         deleted += 1;
     }
-    failed |= shared.fs.sync_dir(&shared.dir).is_err();
-    // A segment that could not be deleted, or whose deletion was not made durable, is found
-    // again and deleted by the next open; nothing live is in it.
+    // Recycling synced the directory already; a deletion needs it. A segment that could not be
+    // deleted, or whose deletion was not made durable, is found again and deleted by the next
+    // open; nothing live is in it.
+    if deleted > 0 {
+        failed |= shared.fs.sync_dir(&shared.dir).is_err();
+    }
     shared.stats.segments_deleted(deleted);
     if failed {
         shared.stats.housekeeping_failed();

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, Checkpoint, Kind, Record, RecordFault, SEGMENT_HEADER_BYTES, SEGMENT_SUFFIX, SegmentId,
+    self, Checkpoint, Kind, Record, RecordFault, RecordHead, SEGMENT_HEADER_BYTES, SEGMENT_SUFFIX, SegmentId,
 };
 use crate::fs::{FileHandle, Fs};
 use crate::groups::Groups;
@@ -276,18 +276,32 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         .iter()
         .filter_map(|(slot, state)| state.log.index.missing().map(|(first, last)| (slot, first, last)))
         .collect();
+    // The state before the salvage's purges, for a checkpoint that must come before them.
+    let checkpoint_before = (!missing.is_empty()).then(|| groups.encode_checkpoint());
+    let mut purges = Vec::new();
     for (slot, first, last) in missing {
-        // Only a salvage cut can drop the purge that justified deleting these entries' segment
-        // (or the copy of an entry relocated out of it); without the cut, the segment was lost
-        // some other way.
-        if report.salvaged.is_none() {
+        // Only salvage may drop them: its cut (now, or in an earlier salvage that a crash
+        // interrupted before its purges were durable) dropped the purge that justified deleting
+        // these entries' segment (or the copy of an entry relocated out of it). Without salvage,
+        // the segment was lost some other way.
+        if options.recovery != RecoveryMode::Salvage {
             return Err(Error::MissingEntries { first, last });
         }
-        // The log stays contiguous: everything up to the last missing entry goes, including
-        // copies of relocated entries that survived between missing ones.
-        let dropped = groups.get(slot).expect("listed groups exist").index.first()..=last;
-        groups.change(slot, |log| log.index.purge(last));
         let id = groups.id_of(slot).expect("listed groups exist");
+        let log = groups.get(slot).expect("listed groups exist");
+        // The log stays contiguous: everything up to the last missing entry goes, including
+        // copies of relocated entries that survived between missing ones. The dropped entry's
+        // term is unknown; terms never decrease along a log, so the last compacted entry's is a
+        // lower bound, which never makes this log look newer than it is to an election.
+        let term = log.purged.map_or(0, |purged| purged.term);
+        let dropped = log.index.first()..=last;
+        log.check_purge(last).map_err(|error| Error::Corruption {
+            path: dir.to_path_buf(),
+            offset: 0,
+            reason: format!("cannot salvage group {id}: {error}"),
+        })?;
+        groups.change(slot, |log| log.apply_purge(last, term));
+        purges.push(RecordHead { kind: Kind::Purge, flags: 0, group: slot, index: last, term });
         report.missing_dropped.insert(id, dropped);
     }
     report.groups = groups.ids();
@@ -306,19 +320,26 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         active =
             Some(Active { offset: summary.end, needs_checkpoint: !summary.checkpointed, segment: newest });
     }
-    // Newest first: a crash part-way then leaves a gap-free run of older segments, which the next
-    // open repairs the same way. Oldest first would leave a gap, and the gap rule would take the
-    // salvaged segments before it for the obsolete leftovers of a purge.
+    // Newest first, each deletion durable before the next: a crash or power loss part-way then
+    // leaves a gap-free run of older segments, which the next open repairs the same way. Oldest
+    // first, or several deletions unsynced (a power loss may keep any of them), could leave a
+    // gap, and the gap rule would take the salvaged segments before it for the obsolete
+    // leftovers of a purge.
     dropped.sort_unstable_by(|a, b| b.cmp(a));
-    delete_files(fs, dir, &dropped)?;
+    for path in &dropped {
+        delete_files(fs, std::slice::from_ref(path))?;
+        fs.sync_dir(dir)?;
+    }
     // Only now that nothing live is missing is it safe to delete what the gap rule called
     // obsolete.
-    delete_files(fs, dir, &obsolete)?;
+    delete_files(fs, &obsolete)?;
     report.obsolete_files_deleted = obsolete.len();
-    // The names found may not be durable yet: a crash, or a failed directory sync, can
-    // interrupt a segment's creation after its rename. Appends are about to rely on them.
+    // One sync makes the deletions durable, and the names found too, which may not be yet: a
+    // crash, or a failed directory sync, can interrupt a segment's creation after its rename.
+    // Appends are about to rely on them. A power loss before it may keep any of the deletions
+    // and lose the others; the next open decides again, the same way.
     fs.sync_dir(dir)?;
-    let sealed = segments;
+    let mut sealed = segments;
     // The next id follows the newest surviving segment, so the ids on disk stay gapless even
     // after salvage deleted the newest ones.
     let newest = spares
@@ -326,8 +347,102 @@ pub fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered> 
         .or(active.as_ref().map(|active| &active.segment))
         .or(sealed.last())
         .map(|segment| segment.id);
-    let next_segment_id = newest.map_or(SegmentId(1), SegmentId::next);
+    let mut next_segment_id = newest.map_or(SegmentId(1), SegmentId::next);
+    if let Some(checkpoint) = checkpoint_before {
+        let target = Target { fs, dir, options, sealed: &mut sealed, spares: &mut spares, next_segment_id };
+        active = Some(write_salvage(target, active, &checkpoint, &purges)?);
+        next_segment_id = spares
+            .back()
+            .or(active.as_ref().map(|active| &active.segment))
+            .map_or(next_segment_id, |segment| segment.id.next().max(next_segment_id));
+    }
     Ok(Recovered { groups, sealed, active, spares, next_segment_id, report })
+}
+
+/// Where `write_salvage` may put its records.
+struct Target<'a> {
+    fs: &'a dyn Fs,
+    dir: &'a Path,
+    options: &'a Options,
+    sealed: &'a mut Vec<Segment>,
+    spares: &'a mut VecDeque<Segment>,
+    next_segment_id: SegmentId,
+}
+
+/// Makes salvage's in-memory change durable: writes `purges` (of the entries salvage found
+/// missing) after the log's end, behind a batch record and, in a segment with none yet, a
+/// checkpoint of the state before them, and fdatasyncs them; in a new segment if the active one
+/// has no room. A replay then ends where salvage did, so the next `open` needs no salvage, and a
+/// checkpoint written later agrees with the log replayed before it. A crash before the sync
+/// leaves the log as salvage found it, and the next salvage does the same again.
+fn write_salvage(
+    target: Target<'_>,
+    active: Option<Active>,
+    checkpoint: &[u8],
+    purges: &[RecordHead],
+) -> Result<Active> {
+    let bytes_for = |needs_checkpoint: bool| {
+        format::BATCH_RECORD_BYTES
+            + if needs_checkpoint { format::record_bytes_aligned(checkpoint.len()) } else { 0 }
+            + purges.len() * format::record_bytes_aligned(0)
+    };
+    let fits =
+        |active: &Active| active.offset + bytes_for(active.needs_checkpoint) as u64 <= active.segment.bytes;
+    let mut active = match active {
+        Some(active) if fits(&active) => active,
+        old => {
+            let segment = match target.spares.pop_front() {
+                Some(spare) => spare,
+                None => Segment::create(
+                    target.fs,
+                    target.dir,
+                    target.next_segment_id,
+                    target.options.segment_bytes,
+                    target.options.file_mode,
+                )?,
+            };
+            if let Some(old) = old {
+                old.segment.seal()?;
+                target.sealed.push(old.segment);
+            }
+            let fresh = Active { offset: SEGMENT_HEADER_BYTES as u64, needs_checkpoint: true, segment };
+            if !fits(&fresh) {
+                return Err(Error::TooLarge {
+                    what: "salvage's purges with the segment checkpoint",
+                    bytes: bytes_for(true) as u64,
+                    limit: target.options.segment_capacity(),
+                });
+            }
+            fresh
+        }
+    };
+    let seed = active.segment.seed;
+    let mut buf = Vec::new();
+    let batch = RecordHead { kind: Kind::Batch, flags: 0, group: 0, index: 0, term: 0 };
+    let claim: [u8; format::BATCH_PAYLOAD_BYTES] = format::encode_u64s([active.offset]);
+    format::encode_record(&mut buf, seed, batch, &claim);
+    if active.needs_checkpoint {
+        let head = RecordHead { kind: Kind::Checkpoint, flags: 0, group: 0, index: 0, term: 0 };
+        format::encode_record(&mut buf, seed, head, checkpoint);
+    }
+    for purge in purges {
+        format::encode_record(&mut buf, seed, *purge, &[]);
+    }
+    let end = active.offset + buf.len() as u64;
+    // A recycled file's end is marked by a zero length word after the last record.
+    if end + format::RECORD_ALIGN as u64 <= active.segment.bytes {
+        buf.extend_from_slice(&[0; format::RECORD_ALIGN]);
+    }
+    let file = active.segment.file();
+    file.write_all_at(&buf, active.offset)?;
+    if let Err(error) = file.sync_data() {
+        // As in `zero_range`: the records may never reach the disk while the cache shows them.
+        let _ = file.drop_cache(active.offset, buf.len() as u64);
+        return Err(error.into());
+    }
+    active.offset = end;
+    active.needs_checkpoint = false;
+    Ok(active)
 }
 
 /// Makes the disk, not the page cache, the source of what recovery reads.
@@ -442,15 +557,12 @@ fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<(Vec<SegmentId>, Vec<PathBuf
     Ok((ids, obsolete))
 }
 
-fn delete_files(fs: &dyn Fs, dir: &Path, paths: &[PathBuf]) -> Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
+/// Deletes `paths`; the caller syncs the directory.
+fn delete_files(fs: &dyn Fs, paths: &[PathBuf]) -> Result<()> {
     for path in paths {
         debug_assert!(path.to_string_lossy().contains(SEGMENT_SUFFIX));
         fs.remove(path)?;
     }
-    fs.sync_dir(dir)?;
     Ok(())
 }
 

@@ -14,6 +14,16 @@ fn check_index(index: u64) -> Result<()> {
     Ok(())
 }
 
+/// Checks that entries `first..=last` may follow a log whose next index is `expected` (`None`:
+/// any): the one rule of every append, alone, batched or replayed.
+pub fn check_continues(expected: Option<u64>, first: u64, last: u64) -> Result<()> {
+    check_index(last)?;
+    match expected {
+        Some(expected) if expected != first => Err(Error::NotContiguous { expected, got: first }),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug)]
 pub struct LogState {
     pub index: Index,
@@ -50,11 +60,7 @@ impl LogState {
 
     /// Checks that entries `first..=last` may be appended.
     pub fn check_append(&self, first: u64, last: u64) -> Result<()> {
-        check_index(last)?;
-        match self.next_index() {
-            Some(expected) if expected != first => Err(Error::NotContiguous { expected, got: first }),
-            _ => Ok(()),
-        }
+        check_continues(self.next_index(), first, last)
     }
 
     pub fn apply_entry(&mut self, index: u64, term: u64, location: Location) {

@@ -15,11 +15,11 @@ use crossbeam_channel::Receiver;
 use parking_lot::{Condvar, Mutex};
 
 use crate::commit::Committer;
-use crate::engine::{Background, Chore, Completion, Core, RUN_BYTES, Shared, Source};
+use crate::engine::{Background, Chore, Completion, Core, RUN_BYTES, Shared, Source, check_checkpoint_bound};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, GROUP_CHECKPOINT_BYTES_MIN, GROUP_CREATE_PAYLOAD_BYTES, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead,
-    SEGMENT_HEADER_BYTES, SegmentId, record_bytes_aligned,
+    self, GROUP_CREATE_PAYLOAD_BYTES, GroupCheckpoint, HARD_STATE_PAYLOAD_BYTES, Kind, RecordHead,
+    SEGMENT_HEADER_BYTES, SEGMENT_SUFFIX, SegmentId, record_bytes_aligned, varint_bytes,
 };
 use crate::fs::{Fs, LockGuard, StdFs};
 use crate::groups::{DEFAULT_GROUP, DEFAULT_SLOT};
@@ -29,7 +29,7 @@ use crate::queue::{Callback, Durability, Queue};
 use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
 use crate::segment::Segment;
-use crate::state::LogState;
+use crate::state::{self, LogState};
 use crate::stats::Counters;
 use crate::value::{Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, SnapshotMeta, Stats};
 
@@ -154,9 +154,16 @@ impl Wal {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir, options.dir_mode())?;
-        // The directory's own name must be durable before anything in it is relied on.
-        if let Some(parent) = dir.parent() {
-            fs.sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+        // The directory's own name, and those of any parents `create_dir_all` made, must be
+        // durable before anything in it is relied on. Until a segment exists, an earlier open may
+        // have made them and stopped before syncing them; once one does, that open synced them.
+        if !fs.list(&dir)?.iter().any(|name| name.ends_with(SEGMENT_SUFFIX)) {
+            for parent in dir.ancestors().skip(1) {
+                fs.sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+                if parent.as_os_str().is_empty() {
+                    break;
+                }
+            }
         }
         let lock = fs.lock(&dir.join(LOCK_FILE), options.file_mode).map_err(|error| match error.kind() {
             io::ErrorKind::WouldBlock => Error::Locked(dir.clone()),
@@ -275,8 +282,9 @@ impl Wal {
         let bytes = record_bytes_aligned(GROUP_CREATE_PAYLOAD_BYTES);
         let mut core = shared.lock_for(bytes)?;
         core.groups.check_create(id)?;
-        core.check_checkpoint_growth(&shared.options, GROUP_CHECKPOINT_BYTES_MIN)?;
         let slot = core.groups.next_slot();
+        let before = core.groups.checkpoint_bytes_max();
+        check_checkpoint_bound(&shared.options, before, before + GroupCheckpoint::idle_bytes_max(slot, id))?;
         let head = RecordHead { kind: Kind::GroupCreate, flags: 0, group: slot, index: 0, term: 0 };
         let payload: [u8; GROUP_CREATE_PAYLOAD_BYTES] = format::encode_u64s([id]);
         core.emit(shared.options.sync, head, &payload);
@@ -348,6 +356,9 @@ impl Wal {
         self.submit_inner(ops, Some(Box::new(callback))).map(drop)
     }
 
+    /// The one path of every append, hard state and metadata operation, alone or batched: the
+    /// checks of each operation against the log as the operations before it in `ops` leave it,
+    /// all before anything is queued, then their records and state changes.
     fn submit_inner(&self, ops: &[GroupOp<'_>], callback: Option<Callback>) -> Result<Completion> {
         if ops.is_empty() {
             return Err(Error::EmptyBatch);
@@ -355,51 +366,45 @@ impl Wal {
         let shared = self.shared();
         let mut bytes = 0;
         let mut appended = 0;
-        for op in ops {
-            let group = op.group();
-            if !Arc::ptr_eq(&group.inner, &self.default.inner) {
-                return Err(Error::NoGroup { id: group.id });
-            }
-            bytes += match *op {
-                GroupOp::Append(_, entries) => {
-                    check_contiguous(entries)?;
+        for (at, op) in ops.iter().enumerate() {
+            let checked = match *op {
+                GroupOp::Append(_, entries) => check_contiguous(entries).map(|()| {
                     appended += entries.len();
                     entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum()
-                }
-                GroupOp::HardState(..) => record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES),
+                }),
+                GroupOp::HardState(..) => Ok(record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES)),
                 GroupOp::Metadata(_, metadata) => {
-                    check_checkpointed_bytes(&shared.options, "metadata", metadata.len())?;
-                    record_bytes_aligned(metadata.len())
+                    check_checkpointed_bytes(&shared.options, "metadata", metadata.len())
+                        .map(|()| record_bytes_aligned(metadata.len()))
                 }
             };
+            let group = op.group();
+            let checked = match Arc::ptr_eq(&group.inner, &self.default.inner) {
+                true => checked,
+                false => Err(Error::NoGroup { id: group.id }),
+            };
+            match checked {
+                Ok(op_bytes) => bytes += op_bytes,
+                // The error an operation alone would give, unless one before it fails first.
+                Err(error) => {
+                    let core = shared.core.lock();
+                    core.check_usable()?;
+                    check_in_order(&core, &shared.options, &ops[..at])?;
+                    return Err(error);
+                }
+            }
         }
         let limit = shared.options.batch_bytes_max;
         if bytes > limit {
-            return Err(Error::TooLarge {
-                what: "submitted operations",
-                bytes: bytes as u64,
-                limit: limit as u64,
-            });
+            let what = match ops {
+                [GroupOp::Append(..)] => "append",
+                [_] => "operation",
+                _ => "submitted operations",
+            };
+            return Err(Error::TooLarge { what, bytes: bytes as u64, limit: limit as u64 });
         }
         let mut core = shared.lock_for(bytes)?;
-        // Check everything before anything is queued; appends check against the group's next
-        // index as the earlier appends of this call leave it.
-        let mut next: HashMap<u32, u64> = HashMap::new();
-        for op in ops {
-            let group = op.group();
-            let log = core.groups.live(group.slot, group.id)?;
-            if let GroupOp::Append(_, entries) = *op {
-                let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
-                match next.get(&group.slot) {
-                    Some(&expected) if expected != first => {
-                        return Err(Error::NotContiguous { expected, got: first });
-                    }
-                    Some(_) => {}
-                    None => log.check_append(first, last)?,
-                }
-                next.insert(group.slot, last + 1);
-            }
-        }
+        check_in_order(&core, &shared.options, ops)?;
         let sync = shared.options.sync;
         for op in ops {
             let slot = op.group().slot;
@@ -454,7 +459,7 @@ impl Wal {
         let core = shared.core.lock();
         let indexes = core.groups.iter().map(|(_, state)| &state.log.index);
         let (entries, bytes) = indexes.fold((0, 0), |(entries, bytes), index| {
-            (entries + index.next() - index.first(), bytes + index.heap_bytes() as u64)
+            (entries + (index.next() - index.first()), bytes + index.heap_bytes() as u64)
         });
         Stats {
             segments: core.segments.len() as u64,
@@ -513,21 +518,7 @@ impl Group {
     }
 
     fn append_inner(&self, entries: &[Entry], callback: Option<Callback>) -> Result<Completion> {
-        check_contiguous(entries)?;
-        let (first, last) = (&entries[0], entries[entries.len() - 1].index);
-        let bytes: usize = entries.iter().map(|entry| record_bytes_aligned(entry.data.len())).sum();
-        let limit = self.shared().options.batch_bytes_max;
-        if bytes > limit {
-            return Err(Error::TooLarge { what: "append", bytes: bytes as u64, limit: limit as u64 });
-        }
-        let shared = self.shared();
-        let sync = shared.options.sync;
-        let mut core = shared.lock_for(bytes)?;
-        core.groups.live(self.slot, self.id)?.check_append(first.index, last)?;
-        core.append(sync, self.slot, entries);
-        let done = shared.submit(shared, core, callback);
-        shared.stats.appended(entries.len());
-        Ok(done)
+        self.wal().submit_inner(&[GroupOp::Append(self, entries)], callback)
     }
 
     /// Drops entries `[from, ..)`, as Raft does on a conflict. Truncating at or past the end
@@ -571,11 +562,7 @@ impl Group {
     /// # Errors
     /// `Poisoned`, `Closed`.
     pub fn set_hard_state(&self, hard_state: HardState) -> Result<Completion> {
-        let shared = self.shared();
-        let mut core = shared.lock_for(record_bytes_aligned(HARD_STATE_PAYLOAD_BYTES))?;
-        core.groups.live(self.slot, self.id)?;
-        core.set_hard_state(shared.options.sync, self.slot, hard_state);
-        Ok(shared.submit(shared, core, None))
+        self.wal().submit_inner(&[GroupOp::HardState(self, hard_state)], None)
     }
 
     /// Saves `metadata`, the caller's opaque bytes (a Raft library's vote, commit point or
@@ -586,14 +573,7 @@ impl Group {
     /// `TooLarge` if `metadata` exceeds a quarter of a segment (it is repeated at the start of
     /// each one); `Poisoned`, `Closed`.
     pub fn set_metadata(&self, metadata: Vec<u8>) -> Result<Completion> {
-        let shared = self.shared();
-        check_checkpointed_bytes(&shared.options, "metadata", metadata.len())?;
-        let mut core = shared.lock_for(record_bytes_aligned(metadata.len()))?;
-        let log = core.groups.live(self.slot, self.id)?;
-        let growth = metadata.len().saturating_sub(log.metadata.as_ref().map_or(0, |old| old.len()));
-        core.check_checkpoint_growth(&shared.options, growth)?;
-        core.set_metadata(shared.options.sync, self.slot, metadata);
-        Ok(shared.submit(shared, core, None))
+        self.wal().submit_inner(&[GroupOp::Metadata(self, &metadata)], None)
     }
 
     /// Records a snapshot covering the log up to `meta.index`. If the log holds that entry
@@ -610,8 +590,10 @@ impl Group {
         let mut core = shared.lock_for(record_bytes_aligned(meta.data.len()))?;
         let log = core.groups.live(self.slot, self.id)?;
         log.check_snapshot(&meta)?;
-        let growth = meta.data.len().saturating_sub(log.snapshot.as_ref().map_or(0, |old| old.data.len()));
-        core.check_checkpoint_growth(&shared.options, growth)?;
+        let old = log.snapshot.as_ref().map(|old| old.data.len());
+        let before = core.groups.checkpoint_bytes_max();
+        let after = before - blob_bytes(old) + blob_bytes(Some(meta.data.len()));
+        check_checkpoint_bound(&shared.options, before, after)?;
         let log = core.groups.live(self.slot, self.id)?;
         let keep_log = log.snapshot_keeps_log(&meta);
         let flags = if keep_log { format::SNAPSHOT_KEEPS_LOG } else { 0 };
@@ -819,6 +801,42 @@ impl GroupOp<'_> {
             GroupOp::Append(group, _) | GroupOp::HardState(group, _) | GroupOp::Metadata(group, _) => group,
         }
     }
+}
+
+/// Checks each of `ops` against the log as the operations before it leave it: an append must
+/// continue its group's log and stay within `INDEX_MAX`, and metadata must not grow the
+/// checkpoint's bound past its limit.
+fn check_in_order(core: &Core, options: &Options, ops: &[GroupOp<'_>]) -> Result<()> {
+    let mut next: HashMap<u32, u64> = HashMap::new();
+    let mut metadata: HashMap<u32, Option<usize>> = HashMap::new();
+    let mut bound = core.groups.checkpoint_bytes_max();
+    for op in ops {
+        let group = op.group();
+        let log = core.groups.live(group.slot, group.id)?;
+        match *op {
+            GroupOp::Append(_, entries) => {
+                let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
+                let expected = next.get(&group.slot).copied().or_else(|| log.next_index());
+                state::check_continues(expected, first, last)?;
+                next.insert(group.slot, last.checked_add(1).expect("checked: last <= INDEX_MAX"));
+            }
+            GroupOp::HardState(..) => {}
+            GroupOp::Metadata(_, bytes) => {
+                let old =
+                    metadata.get(&group.slot).copied().unwrap_or(log.metadata.as_ref().map(|old| old.len()));
+                let (before, after) = (blob_bytes(old), blob_bytes(Some(bytes.len())));
+                check_checkpoint_bound(options, bound, bound - before + after)?;
+                bound = bound - before + after;
+                metadata.insert(group.slot, Some(bytes.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes a byte field of `len` bytes (if present) takes in a checkpoint: its length, then it.
+fn blob_bytes(len: Option<usize>) -> usize {
+    len.map_or(0, |len| varint_bytes(len as u64) + len)
 }
 
 /// Checks that `entries` are not empty and their indexes follow one another.

@@ -215,7 +215,9 @@ fn a_group_that_never_purges_is_named_as_lagging() {
 #[test]
 fn ten_thousand_groups_cost_two_segments_and_a_small_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options { segment_bytes: 1 << 20, ..Options::default() };
+    // Each group is charged about 100 bytes of the checkpoint's bound (every number at its
+    // largest varint), which must stay within half a segment: 10,000 need 2 MiB segments.
+    let options = Options { segment_bytes: 4 << 20, ..Options::default() };
     let wal = open(dir.path(), &options);
     for id in 1..=10_000 {
         wal.create_group(id).unwrap();
@@ -225,7 +227,7 @@ fn ten_thousand_groups_cost_two_segments_and_a_small_checkpoint() {
     assert!(wal.stats().segments <= 2, "{:?}", wal.stats());
     // Fill the first segment, so that the next starts with a checkpoint of every group.
     let big = vec![7u8; 64 << 10];
-    for index in 1..=20 {
+    for index in 1..=70 {
         drop(wal.append(&[raftwal::Entry { index, term: 1, data: big.clone() }]).unwrap());
     }
     let wal = common::reopen(wal, dir.path(), &options);

@@ -142,3 +142,128 @@ fn regression_a_snapshot_at_the_purge_point_dropped_the_log_after_it() {
     let wal = reopen(wal, dir.path(), &options);
     model.check(&wal);
 }
+
+/// Failed as (issue 20, finding 1): salvage dropped the missing entries in memory only. The next
+/// default open failed with `MissingEntries { first: 1, .. }`; after writes that started a new
+/// segment, with "checkpoint disagrees with the log replayed before it", and a second salvage
+/// cut away entries acknowledged after the first.
+#[test]
+fn regression_salvage_forgot_the_missing_entries_in_memory_only() {
+    let (dir, _, _, _) = purged_then_damaged(4);
+    let options = small_segments();
+    let salvage = Options { recovery: RecoveryMode::Salvage, ..options.clone() };
+    let wal = Wal::open(dir.path(), salvage.clone()).unwrap();
+    let lost = wal.recovery_report().missing_dropped.get(&0).expect("missing entries reported").clone();
+    let first = lost.end() + 1;
+    assert_eq!(wal.first_index().unwrap(), Some(first));
+    let purged = wal.purged().unwrap().expect("salvage records where the log now starts");
+    assert_eq!(purged.index, *lost.end());
+    assert!(purged.term <= 1, "a lower bound of the dropped entry's term: {purged:?}");
+    let mut model = Model::default();
+    model.0 = raftwal::sim::model::State::read(&wal).unwrap();
+    // Writes after the salvage, across several new segments, each starting with a checkpoint.
+    let segments = wal.stats().segments;
+    append_singly(&wal, &mut model, |wal, _| wal.stats().segments >= segments + 3);
+    model.check(&wal);
+    let wal = reopen(wal, dir.path(), &options);
+    assert!(wal.recovery_report().missing_dropped.is_empty());
+    model.check(&wal);
+    wal.close().unwrap();
+    drop(wal);
+    let wal = Wal::open(dir.path(), salvage).unwrap();
+    assert!(wal.recovery_report().salvaged.is_none(), "a second salvage finds nothing to cut");
+    model.check(&wal);
+}
+
+/// Failed as (issue 20, finding 1): `repair --salvage` left the same directory as a salvaging
+/// open, which the next default open refused with `MissingEntries`.
+#[test]
+fn regression_repair_salvage_left_a_log_that_open_refused() {
+    let (dir, _, _, _) = purged_then_damaged(4);
+    let repaired = raftwal::inspect::repair(dir.path(), raftwal::inspect::RepairMode::Salvage)
+        .unwrap()
+        .expect("damage repaired");
+    let lost = repaired.report.missing_dropped.get(&0).expect("missing entries reported").clone();
+    let wal = open(dir.path(), &small_segments());
+    assert_eq!(wal.first_index().unwrap(), Some(lost.end() + 1));
+    assert_eq!(wal.purged().unwrap().map(|purged| purged.index), Some(*lost.end()));
+}
+
+/// Failed as (issue 20, finding 3): `submit` checked the largest index only on a group's first
+/// append in the call; `[MAX - 1]` then `[MAX]` was acknowledged, and the next open failed with
+/// "index 18446744073709551615 is above the largest allowed" (with overflow checks, `submit`
+/// panicked on `last + 1`).
+#[test]
+fn regression_submit_checked_the_index_limit_only_on_a_groups_first_append() {
+    let Fixture { dir, options, wal, .. } = Fixture::new(small_segments());
+    let group = wal.create_group(5).unwrap();
+    let at = |index| vec![raftwal::Entry { index, term: 1, data: b"x".to_vec() }];
+    let (below, above) = (at(u64::MAX - 1), at(u64::MAX));
+    let ops = [raftwal::GroupOp::Append(&group, &below), raftwal::GroupOp::Append(&group, &above)];
+    assert!(matches!(wal.submit(&ops), Err(Error::IndexTooLarge { index: u64::MAX, .. })));
+    assert_eq!(group.last_index().unwrap(), None, "all or nothing");
+    group.append(&below).unwrap().wait().unwrap();
+    let wal = reopen(wal, dir.path(), &options);
+    assert_eq!(wal.group(5).unwrap().last_index().unwrap(), Some(u64::MAX - 1));
+}
+
+/// Failed as (issue 20, finding 2): `submit` skipped the checkpoint check of `set_metadata`
+/// (in 8 KiB segments `set_metadata` refused a third 2,000-byte blob, `submit` took four), and
+/// hard states grew the checkpoint unchecked; once it outgrew half a segment every operation
+/// needing a new segment failed with `TooLarge`, the removals and purges that would shrink it
+/// included, before and after a reopen.
+#[test]
+fn regression_the_checkpoint_outgrew_the_segment_and_wedged_the_log() {
+    let blob = vec![9u8; 2000];
+    let mut accepted = Vec::new();
+    for batched in [false, true] {
+        let Fixture { dir: _dir, wal, .. } = Fixture::new(small_segments());
+        let groups: Vec<_> = (1..=4).map(|id| wal.create_group(id).unwrap()).collect();
+        let count = groups
+            .iter()
+            .take_while(|group| match batched {
+                false => group.set_metadata(blob.clone()).is_ok(),
+                true => wal.submit(&[raftwal::GroupOp::Metadata(group, &blob)]).is_ok(),
+            })
+            .count();
+        accepted.push(count);
+    }
+    assert_eq!(accepted[0], accepted[1], "alone and in submit: {accepted:?}");
+    assert!(accepted[0] < 4, "four blobs of 2,000 bytes cannot all repeat in 8 KiB segments");
+
+    let Fixture { dir, options, wal, mut model } = Fixture::new(small_segments());
+    let mut groups = Vec::new();
+    for id in 1.. {
+        match wal.create_group(id) {
+            Ok(group) => groups.push(group),
+            Err(Error::TooLarge { what: "checkpoint of all groups", .. }) => break,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    // Every number at its largest: the checkpoint reaches its bound.
+    let big = raftwal::HardState { term: u64::MAX, vote: u64::MAX, commit: u64::MAX };
+    for group in &groups {
+        let last = |index| raftwal::Entry { index, term: u64::MAX, data: Vec::new() };
+        drop(group.append(&[last(u64::MAX - 2), last(u64::MAX - 1)]).unwrap());
+        drop(group.purge(u64::MAX - 2).unwrap());
+        group.set_hard_state(big).unwrap().wait().unwrap();
+    }
+    let default_entries = |wal: &Wal, model: &Model| {
+        let (first, last) = (model.first().unwrap(), model.last().unwrap());
+        let read = wal.entries(first..last + 1, u64::MAX).unwrap();
+        assert!(read.iter().eq(model.entries.values()), "the default group's entries differ");
+    };
+    append_singly(&wal, &mut model, |wal, _| wal.stats().segments >= 4);
+    default_entries(&wal, &model);
+    let wal = reopen(wal, dir.path(), &options);
+    default_entries(&wal, &model);
+    append_singly(&wal, &mut model, |wal, _| wal.stats().segments >= 6);
+    wal.set_metadata(Vec::new()).unwrap().wait().unwrap();
+    wal.remove_group(groups.len() as u64).unwrap().wait().unwrap();
+    let last = model.last().unwrap();
+    model.purge(&wal, last - 1);
+    let wal = reopen(wal, dir.path(), &options);
+    default_entries(&wal, &model);
+    assert_eq!(wal.group(1).unwrap().hard_state().unwrap(), Some(big));
+    assert_eq!(wal.groups().unwrap().len(), groups.len(), "the default group and all but one");
+}

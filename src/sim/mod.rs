@@ -3,8 +3,10 @@
 //! [`SimFs`] keeps, for every file, the bytes a reader sees (volatile) apart from the bytes that
 //! would survive a power loss (durable), and the writes in between. [`SimFs::power_loss`] decides
 //! the fate of each unsynced write on its own, from the seed: lost, kept, or torn (a random
-//! subset of its sectors kept). Unsynced directory changes (create, rename, remove) survive as a
-//! random prefix, as an ordered metadata journal would keep them. [`SimFs::crash`] ends the
+//! subset of its sectors kept). A name (create, rename, remove, and a directory made by
+//! `create_dir_all`) is durable only once its directory is synced ([`Fs::sync_dir`] syncs that
+//! directory alone); a power loss keeps or loses each unsynced name change on its own, a rename
+//! whole, and a directory whose own name is lost takes every name in it along. [`SimFs::crash`] ends the
 //! running process without a power loss: its handles and locks go, while the page cache (the
 //! volatile images and the unsynced writes) stays for the next process on the same boot.
 //!
@@ -33,7 +35,7 @@ pub mod model;
 #[allow(clippy::must_use_candidate, clippy::missing_errors_doc, clippy::missing_panics_doc, missing_docs)]
 pub mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,7 +79,22 @@ enum DirOp {
     Link(PathBuf, Ino),
     Unlink(PathBuf),
     Rename(PathBuf, PathBuf),
+    MakeDir(PathBuf),
 }
+
+impl DirOp {
+    /// The directory whose sync makes this change durable.
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            DirOp::Link(path, _) | DirOp::Unlink(path) | DirOp::Rename(_, path) | DirOp::MakeDir(path) => {
+                path.parent()
+            }
+        }
+    }
+}
+
+/// A call site of `Fs::sync_dir`: `file:line`.
+pub type Site = String;
 
 #[derive(Debug)]
 struct World {
@@ -95,7 +112,15 @@ struct World {
     next_ino: Ino,
     names: BTreeMap<PathBuf, Ino>,
     durable_names: BTreeMap<PathBuf, Ino>,
+    /// Directories made by `create_dir_all`, and those of them whose names are durable. Any
+    /// other directory is taken to exist, durably.
+    dirs: BTreeSet<PathBuf>,
+    durable_dirs: BTreeSet<PathBuf>,
     dir_log: Vec<DirOp>,
+    /// `sync_dir` calls from this site do nothing (to show that each one is needed).
+    skipped_site: Option<Site>,
+    /// The sites `sync_dir` was called from.
+    sites: BTreeSet<Site>,
     locked: Vec<PathBuf>,
     power_losses: u64,
     crashes: u64,
@@ -159,13 +184,21 @@ impl World {
             inode.volatile = image.clone();
             inode.durable = image;
         }
-        let kept = self.rng.below(self.dir_log.len() as u64 + 1) as usize;
         let mut names = self.durable_names.clone();
-        for op in self.dir_log.drain(..).take(kept) {
-            apply(&mut names, op);
+        let mut dirs = self.durable_dirs.clone();
+        for op in std::mem::take(&mut self.dir_log) {
+            if self.rng.chance(50) {
+                apply(&mut names, &mut dirs, op);
+            }
         }
+        // A directory that was made and lost takes its names along.
+        let lost_dirs: Vec<PathBuf> = self.dirs.difference(&dirs).cloned().collect();
+        names.retain(|path, _| !lost_dirs.iter().any(|dir| path.starts_with(dir)));
+        dirs.retain(|dir| !lost_dirs.iter().any(|lost| dir.starts_with(lost)));
         self.names = names.clone();
         self.durable_names = names;
+        self.dirs = dirs.clone();
+        self.durable_dirs = dirs;
         let live: Vec<Ino> = self.names.values().copied().collect();
         self.inodes.retain(|ino, _| live.contains(ino));
         self.locked.clear();
@@ -180,8 +213,11 @@ impl World {
     }
 }
 
-fn apply(names: &mut BTreeMap<PathBuf, Ino>, op: DirOp) {
+fn apply(names: &mut BTreeMap<PathBuf, Ino>, dirs: &mut BTreeSet<PathBuf>, op: DirOp) {
     match op {
+        DirOp::MakeDir(path) => {
+            dirs.insert(path);
+        }
         DirOp::Link(path, ino) => {
             names.insert(path, ino);
         }
@@ -230,7 +266,11 @@ impl SimFs {
                 next_ino: 1,
                 names: BTreeMap::new(),
                 durable_names: BTreeMap::new(),
+                dirs: BTreeSet::new(),
+                durable_dirs: BTreeSet::new(),
                 dir_log: Vec::new(),
+                skipped_site: None,
+                sites: BTreeSet::new(),
                 locked: Vec::new(),
                 power_losses: 0,
                 crashes: 0,
@@ -309,6 +349,18 @@ impl SimFs {
         self.world.lock().copy_on_write = copy_on_write;
     }
 
+    /// Makes every `sync_dir` call from `site` (`file:line` of the call, as `dir_sync_sites`
+    /// lists them) do nothing, as if that line were removed from the code; `None` undoes it.
+    pub fn skip_dir_syncs_at(&self, site: Option<&str>) {
+        self.world.lock().skipped_site = site.map(str::to_owned);
+    }
+
+    /// The call sites `sync_dir` was called from so far (`file:line`).
+    #[must_use]
+    pub fn dir_sync_sites(&self) -> BTreeSet<Site> {
+        self.world.lock().sites.clone()
+    }
+
     /// Removes a file and makes that durable, as an operator's mistake or a lost directory
     /// block would.
     ///
@@ -380,7 +432,17 @@ impl SimFs {
 }
 
 impl Fs for SimFs {
-    fn create_dir_all(&self, _dir: &Path, _mode: u32) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path, _mode: u32) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let generation = self.generation(&world);
+        world.begin(generation)?;
+        for dir in dir.ancestors().collect::<Vec<_>>().into_iter().rev() {
+            if dir.parent().is_some_and(|parent| !parent.as_os_str().is_empty())
+                && world.dirs.insert(dir.to_path_buf())
+            {
+                world.dir_log.push(DirOp::MakeDir(dir.to_path_buf()));
+            }
+        }
         Ok(())
     }
 
@@ -437,12 +499,24 @@ impl Fs for SimFs {
         Ok(())
     }
 
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+    #[track_caller]
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let caller = std::panic::Location::caller();
+        let site = format!("{}:{}", caller.file(), caller.line());
         let mut world = self.world.lock();
         let generation = self.generation(&world);
         world.begin(generation)?;
-        world.durable_names = world.names.clone();
-        world.dir_log.clear();
+        world.sites.insert(site.clone());
+        if world.skipped_site.as_ref() == Some(&site) {
+            return Ok(());
+        }
+        let World { dir_log, durable_names, durable_dirs, .. } = &mut *world;
+        let (synced, rest): (Vec<DirOp>, Vec<DirOp>) =
+            dir_log.drain(..).partition(|op| op.dir() == Some(dir));
+        *dir_log = rest;
+        for op in synced {
+            apply(durable_names, durable_dirs, op);
+        }
         Ok(())
     }
 
@@ -650,18 +724,82 @@ mod tests {
     }
 
     #[test]
-    fn unsynced_directory_changes_survive_as_a_prefix() {
+    fn unsynced_name_changes_survive_each_on_its_own() {
         let mut outcomes = std::collections::BTreeSet::new();
         for seed in 0..50 {
             let fs = SimFs::new(seed, 512);
             drop(fs.create_new(&path("a"), 0o600).unwrap());
-            fs.rename(&path("a"), &path("b")).unwrap();
+            drop(fs.create_new(&path("b"), 0o600).unwrap());
+            fs.rename(&path("a"), &path("c")).unwrap();
+            fs.power_loss();
+            outcomes.insert(fs.paths());
+        }
+        // a (renamed or not, the rename whole) and b each kept or lost, in every combination;
+        // a rename kept without the creation before it leaves nothing.
+        let expected: std::collections::BTreeSet<Vec<PathBuf>> = [
+            vec![],
+            vec![path("a")],
+            vec![path("b")],
+            vec![path("c")],
+            vec![path("a"), path("b")],
+            vec![path("b"), path("c")],
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(outcomes, expected);
+    }
+
+    #[test]
+    fn a_name_is_durable_once_its_own_directory_is_synced() {
+        for seed in 0..20 {
+            let fs = SimFs::new(seed, 512);
+            fs.create_dir_all(Path::new("/wal"), 0o700).unwrap();
+            drop(fs.create_new(&path("a"), 0o600).unwrap());
+            fs.create_dir_all(Path::new("/other"), 0o700).unwrap();
+            drop(fs.create_new(Path::new("/other/b"), 0o600).unwrap());
+            fs.sync_dir(Path::new("/wal")).unwrap();
+            fs.sync_dir(Path::new("/other")).unwrap();
+            fs.sync_dir(Path::new("/")).unwrap();
+            drop(fs.create_new(&path("c"), 0o600).unwrap());
+            fs.sync_dir(Path::new("/other")).unwrap();
             fs.power_loss();
             let names = fs.paths();
-            assert!(names.len() <= 1);
-            outcomes.insert(names);
+            assert!(names.contains(&path("a")) && names.contains(&PathBuf::from("/other/b")), "seed {seed}");
+            if seed == 0 {
+                assert!(fs.dir_sync_sites().iter().all(|site| site.starts_with("src/sim/mod.rs:")));
+            }
         }
-        assert_eq!(outcomes.len(), 3, "never created, created, renamed: {outcomes:?}");
+        let mut lost = 0;
+        for seed in 0..20 {
+            let fs = SimFs::new(seed, 512);
+            fs.create_dir_all(Path::new("/wal"), 0o700).unwrap();
+            drop(fs.create_new(&path("a"), 0o600).unwrap());
+            fs.sync_dir(Path::new("/wal")).unwrap();
+            fs.power_loss();
+            // The directory's own name was never synced: with it go the names in it.
+            lost += usize::from(fs.paths().is_empty());
+        }
+        assert!(lost > 0 && lost < 20, "{lost} of 20");
+    }
+
+    #[test]
+    fn a_skipped_call_site_syncs_nothing() {
+        let fs = SimFs::new(1, 512);
+        let sync = |fs: &SimFs| fs.sync_dir(Path::new("/wal")).unwrap();
+        sync(&fs);
+        let site = fs.dir_sync_sites().into_iter().next().unwrap();
+        fs.skip_dir_syncs_at(Some(&site));
+        let lost = (0..20).filter(|_| {
+            drop(fs.create_new(&path("b"), 0o600).unwrap());
+            sync(&fs);
+            fs.power_loss();
+            let kept = fs.paths().contains(&path("b"));
+            if kept {
+                fs.remove(&path("b")).unwrap();
+            }
+            !kept
+        });
+        assert!(lost.count() > 0, "a skipped sync made the name durable");
     }
 
     #[test]
