@@ -50,7 +50,9 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// preallocation, deletion) not on threads of its own but as steps on the threads that use
     /// it, whenever they wait for that work and at random points between operations, in an
     /// order drawn from `seed`: a simulation then replays exactly. Callbacks of `append_with` and
-    /// `sync_with` must then not call the `Wal`. By default `None`: background threads.
+    /// `sync_with` must then not call the `Wal`, and they run only while some thread waits on the
+    /// `Wal` (a `Completion`, `sync`, `quiesce`): a thread that only waits for a callback waits
+    /// forever. By default `None`: background threads.
     fn stepped(&self) -> Option<u64> {
         None
     }

@@ -20,7 +20,12 @@
 //!
 //! Everything random comes from the seed. A `Wal` on a `SimFs` runs its background work as steps
 //! (see [`Fs::stepped`]) whose order the seed also decides, so with one submitting thread a seed
-//! replays exactly: the same operations, batches, faults and outcomes.
+//! replays exactly: the same operations, batches, faults and outcomes. The steps run only while a
+//! thread waits on the `Wal` (a `Completion`, `sync`, `quiesce`), so a callback of `append_with` or
+//! `sync_with` that nothing waits for never runs: a test that waits for one on a channel (as an
+//! async Raft library does) hangs. [`SimFs::threaded`] gives a file system on which a `Wal` runs
+//! its own threads instead, as on a real one; faults still come from the seed, the interleaving
+//! of threads does not.
 
 // The harnesses that this crate's tests and fuzz targets share: a reference model, a workload
 // generator and the fuzz targets' bodies. Public so that `tests/` and `fuzz/` can reach them,
@@ -242,6 +247,8 @@ pub struct SimFs {
     world: Arc<Mutex<World>>,
     /// The generation whose process this view belongs to; `None` follows power losses.
     process: Option<u64>,
+    /// A `Wal` on this view runs background threads, not steps.
+    threaded: bool,
 }
 
 impl SimFs {
@@ -276,7 +283,16 @@ impl SimFs {
                 crashes: 0,
             })),
             process: None,
+            threaded: false,
         }
+    }
+
+    /// This file system, seen by a `Wal` that runs its committer and housekeeper on threads of
+    /// its own (not as steps, see the module docs): for tests that wait for callbacks. Such a run
+    /// does not replay exactly.
+    #[must_use]
+    pub fn threaded(&self) -> SimFs {
+        SimFs { threaded: true, ..self.clone() }
     }
 
     /// This file system as the process running now sees it: once the power is lost, every call
@@ -284,7 +300,7 @@ impl SimFs {
     #[must_use]
     pub fn process(&self) -> SimFs {
         let generation = self.world.lock().generation;
-        SimFs { world: self.world.clone(), process: Some(generation) }
+        SimFs { world: self.world.clone(), process: Some(generation), threaded: self.threaded }
     }
 
     /// The generation the calls of this view run in.
@@ -538,7 +554,7 @@ impl Fs for SimFs {
     }
 
     fn stepped(&self) -> Option<u64> {
-        Some(self.world.lock().rng.next_u64())
+        (!self.threaded).then(|| self.world.lock().rng.next_u64())
     }
 }
 
@@ -868,6 +884,19 @@ mod tests {
         file.drop_cache(0, 0).unwrap();
         file.read_exact_at(&mut read, 512).unwrap();
         assert_eq!(read, [0; 512], "the disk never got it");
+    }
+
+    #[test]
+    fn a_threaded_view_runs_callbacks_nothing_waits_for() {
+        let fs = SimFs::new(2, 512);
+        let wal =
+            crate::Wal::open_with_fs(Arc::new(fs.threaded().process()), "/wal", crate::Options::default())
+                .unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        wal.sync_with(move |result| sender.send(result).unwrap()).unwrap();
+        let result = receiver.recv_timeout(std::time::Duration::from_secs(30));
+        assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+        wal.close().unwrap();
     }
 
     #[test]
