@@ -889,9 +889,8 @@ mod tests {
     #[test]
     fn a_threaded_view_runs_callbacks_nothing_waits_for() {
         let fs = SimFs::new(2, 512);
-        let wal =
-            crate::Wal::open_with_fs(Arc::new(fs.threaded().process()), "/wal", crate::Options::default())
-                .unwrap();
+        let options = crate::Options { segment_bytes: 8192, ..crate::Options::default() };
+        let wal = crate::Wal::open_with_fs(Arc::new(fs.threaded().process()), "/wal", options).unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         wal.sync_with(move |result| sender.send(result).unwrap()).unwrap();
         let result = receiver.recv_timeout(std::time::Duration::from_secs(30));
