@@ -23,15 +23,16 @@ use std::time::{Duration, Instant};
 
 use cutfs::CutFs;
 use raftwal::sim::{Fault, Rng, SimFs};
-use raftwal::{Entry, Options, Wal};
+use raftwal::{Entry, Group, GroupOp, Options, Wal};
 
 const CHILD_DIR: &str = "RAFTWAL_FUSE_CHILD_DIR";
 const CHILD_TERM: &str = "RAFTWAL_FUSE_CHILD_TERM";
 const LOG_DIR: &str = "/wal";
 
-/// Small segments, so that cuts land in rotations and preallocations too.
+/// Small segments, so that cuts land in rotations and preallocations too; relocation early, so
+/// that they land in it.
 fn options() -> Options {
-    Options { segment_bytes: 64 << 10, ..Options::default() }
+    Options { segment_bytes: 64 << 10, relocate_after_segments: 3, ..Options::default() }
 }
 
 fn entry(index: u64, term: u64) -> Entry {
@@ -43,43 +44,74 @@ fn entry(index: u64, term: u64) -> Entry {
     }
 }
 
-/// The child: opens the log, prints `shown <last index> <its term>` (`0 0` if empty), then appends batches of its
-/// own term, printing `ack <last index of the batch> <term>` once each is durable, until killed
-/// or until an operation fails. Whenever the next index is a multiple of 16 it purges all but
-/// the last 200 entries, so that emptied segments are recycled and cuts meet stale bytes. Does
+/// The groups beside the default one: 1 and 2 purge as the default group does, 3 is removed and
+/// created again now and then, 4 lags (it keeps 300 to 600 entries, so its oldest ones pin old
+/// segments and are relocated out of them).
+const GROUPS: u64 = 4;
+/// The group that is removed and created again.
+const RECREATED: u64 = 3;
+
+/// The child: opens the log, prints `shown <last index> <its term>` (`0 0` if empty) for the
+/// default group and `gshown <group> <last index> <term>` for the others (creating those
+/// missing), then appends batches of its own term, each to the default group and to one other
+/// group in one `Wal::submit`, printing `ack <last index of the batch> <term>` and `gack <group>
+/// <last index> <term>` once each is durable, until killed or until an operation fails. It purges
+/// all but the last 200 entries of the default group (of groups 1 and 2 all but 50 once they
+/// hold 100, of group 4 all but 300 once it holds 600) as it goes,
+/// so that emptied segments are recycled and cuts meet stale bytes; every 101 batches it removes
+/// group 3 and creates it again; `relocated <n>` reports the entries relocated since open. Does
 /// nothing when run as an ordinary test.
 #[test]
 fn child_appender() {
     let (Ok(dir), Ok(term)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_TERM)) else { return };
     let term: u64 = term.parse().expect("term");
-    let wal = match Wal::open(&dir, options()) {
-        Ok(wal) => wal,
-        Err(error) => {
-            println!("failed open: {error}");
-            return;
-        }
+    if let Err(error) = append_until_killed(Path::new(&dir), term) {
+        println!("failed: {error}");
+    }
+}
+
+fn append_until_killed(dir: &Path, term: u64) -> raftwal::Result<()> {
+    let wal = Wal::open(dir, options())?;
+    let shown = |group: &Group| -> raftwal::Result<(u64, u64)> {
+        let last = group.last_index()?.unwrap_or(0);
+        Ok((last, if last == 0 { 0 } else { group.term(last)? }))
     };
-    let last = wal.last_index().expect("fresh wal").unwrap_or(0);
-    let last_term = if last == 0 { 0 } else { wal.term(last).expect("term of the last entry") };
+    let (last, last_term) = shown(&wal)?;
     println!("shown {last} {last_term}");
+    let mut groups = Vec::new();
+    for id in 1..=GROUPS {
+        let group = wal.group(id).or_else(|_| wal.create_group(id))?;
+        let (last, last_term) = shown(&group)?;
+        println!("gshown {id} {last} {last_term}");
+        groups.push(group);
+    }
     let mut next = last + 1;
     loop {
         let batch: Vec<Entry> = (next..next + 1 + next % 3).map(|index| entry(index, term)).collect();
         let last = batch.last().expect("not empty").index;
-        match wal.append(&batch).and_then(raftwal::Completion::wait) {
-            Ok(()) => println!("ack {last} {term}"),
-            Err(error) => {
-                println!("failed: {error}");
-                return;
-            }
-        }
+        let group = &groups[(next % GROUPS) as usize];
+        let group_next = group.next_index()?.unwrap_or(1);
+        let group_batch: Vec<Entry> =
+            (group_next..group_next + 1 + group_next % 2).map(|index| entry(index, term)).collect();
+        let group_last = group_batch.last().expect("not empty").index;
+        wal.submit(&[GroupOp::Append(&wal, &batch), GroupOp::Append(group, &group_batch)])?.wait()?;
+        println!("ack {last} {term}");
+        println!("gack {} {group_last} {term}", group.id());
         next = last + 1;
         if next % 16 == 0 && last > 200 {
             // Not waited for: the next append's durability covers it.
-            if let Err(error) = wal.purge(last - 200) {
-                println!("failed: {error}");
-                return;
+            drop(wal.purge(last - 200)?);
+            for (group, keep) in groups.iter().zip([50, 50, u64::MAX, 300]) {
+                let first = group.first_index()?.unwrap_or(0);
+                if let Some(last) = group.last_index()?.filter(|last| last - first > 2 * keep) {
+                    drop(group.purge(last - keep)?);
+                }
             }
+            println!("relocated {}", wal.stats().entries_relocated);
+        }
+        if next % 101 == 0 {
+            wal.remove_group(RECREATED)?.wait()?;
+            groups[(RECREATED - 1) as usize] = wal.create_group(RECREATED)?;
         }
     }
 }
@@ -141,16 +173,33 @@ impl Appender {
     }
 }
 
-/// What must survive: entries acknowledged or shown to a restarted child, by index, with term.
+/// What must survive: entries acknowledged or shown to a restarted child, by index, with term;
+/// for the default group and for each other group but the one removed and created again (whose
+/// entries are only checked for their bytes).
 #[derive(Default)]
 struct Known {
     entries: BTreeMap<u64, u64>,
+    groups: BTreeMap<u64, BTreeMap<u64, u64>>,
     acks: u64,
+    /// The most entries one child relocated.
+    relocated: u64,
 }
 
 impl Known {
     /// Records a child's line; true if it was an acknowledgement.
     fn record(&mut self, line: &str) -> bool {
+        let numbers: Vec<u64> = line.split(' ').skip(1).filter_map(|word| word.parse().ok()).collect();
+        match (line.split(' ').next(), numbers.as_slice()) {
+            (Some("gack" | "gshown"), &[group, index, term]) if index > 0 && group != RECREATED => {
+                self.groups.entry(group).or_default().insert(index, term);
+                return false;
+            }
+            (Some("relocated"), &[relocated]) => {
+                self.relocated = self.relocated.max(relocated);
+                return false;
+            }
+            _ => {}
+        }
         let mut words = line.split(' ');
         let (Some(what), Some(index), Some(term)) = (words.next(), words.next(), words.next()) else {
             return false;
@@ -174,17 +223,37 @@ impl Known {
         if let Some((&index, _)) = self.entries.last_key_value() {
             assert!(last >= index, "cut {cut}: the log ends at {last}, entry {index} was acknowledged");
         }
-        if last > 0 {
-            let first = wal.first_index().unwrap().expect("not empty");
-            for got in wal.entries(first..last + 1, u64::MAX).unwrap() {
-                assert_eq!(got, entry(got.index, got.term), "cut {cut}: entry {} has wrong bytes", got.index);
-                if let Some(&term) = self.entries.get(&got.index) {
-                    assert_eq!(got.term, term, "cut {cut}: entry {} lost its acknowledged term", got.index);
-                }
-                self.entries.insert(got.index, got.term);
-            }
+        check_group(&wal, &mut self.entries, cut);
+        for id in wal.groups().unwrap().into_iter().filter(|id| *id != 0) {
+            let mut scratch = BTreeMap::new();
+            let known = if id == RECREATED { &mut scratch } else { self.groups.entry(id).or_default() };
+            check_group(&wal.group(id).unwrap(), known, cut);
+        }
+        for (id, known) in &self.groups {
+            assert!(known.is_empty() || wal.group(*id).is_ok(), "cut {cut}: group {id} is gone");
         }
         wal.close().unwrap();
+    }
+}
+
+/// Checks that `group` holds every entry in `known` with its term, and only entries with the
+/// bytes written; then adds what it holds to `known` (the open made it durable).
+fn check_group(group: &Group, known: &mut BTreeMap<u64, u64>, cut: u64) {
+    let id = group.id();
+    let last = group.last_index().unwrap().unwrap_or(0);
+    if let Some((&index, _)) = known.last_key_value() {
+        assert!(last >= index, "cut {cut}: group {id} ends at {last}, entry {index} was acknowledged");
+    }
+    if last > 0 {
+        let first = group.first_index().unwrap().expect("not empty");
+        for got in group.entries(first..last + 1, u64::MAX).unwrap() {
+            let index = got.index;
+            assert_eq!(got, entry(index, got.term), "cut {cut}: group {id}, entry {index} has wrong bytes");
+            if let Some(&term) = known.get(&index) {
+                assert_eq!(got.term, term, "cut {cut}: group {id}, entry {index} lost its acknowledged term");
+            }
+            known.insert(index, got.term);
+        }
     }
 }
 
@@ -259,10 +328,14 @@ fn power_cuts_through_the_kernel_lose_no_acknowledged_entry() {
     drop(session);
     eprintln!(
         "{cuts} power cuts through FUSE, {restarts} restarts without one, {failed_syncs} planned I/O errors, \
-         {} acknowledgements, {} entries at the end, {recycled} recycled segments seen holding the log, in {:.1?}",
+         {} acknowledgements, {} entries known in the default group and {} in {GROUPS} more, \
+         {recycled} recycled segments seen holding the log, up to {} entries relocated by one child, in {:.1?}",
         known.acks,
         known.entries.len(),
+        known.groups.values().map(BTreeMap::len).sum::<usize>(),
+        known.relocated,
         started.elapsed()
     );
     assert!(cuts < 100 || recycled > 0, "no cut met a recycled segment");
+    assert!(cuts < 100 || known.relocated > 0, "no child relocated an entry of the lagging group");
 }
