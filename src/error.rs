@@ -15,6 +15,18 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
 
+    /// Reading a segment file failed (EIO from a bad sector): nothing was changed because of
+    /// it, and a failed read of an entry does not poison the `Wal`.
+    #[error("i/o error reading {path} at offset {offset}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Where the failed read began.
+        offset: u64,
+        /// The OS error.
+        source: io::Error,
+    },
+
     /// A write or fsync failed earlier; what was written since the last successful fsync may be
     /// lost, so the `Wal` accepts no more work. Reopen it to re-read the durable state.
     #[error("wal is poisoned by an earlier i/o failure: {0}")]

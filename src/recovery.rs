@@ -23,7 +23,7 @@ use crate::fs::{FileHandle, Fs};
 use crate::groups::Groups;
 use crate::index::Location;
 use crate::options::{Options, RecoveryMode};
-use crate::segment::{Segment, TEMP_SUFFIX};
+use crate::segment::{Segment, TEMP_SUFFIX, read_error};
 use crate::value::{Cut, HardState, RecoveryReport, Salvage, SnapshotMeta};
 
 pub const LOCK_FILE: &str = "LOCK";
@@ -124,7 +124,7 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
         let bytes = file.size()?;
         let mut header = [0u8; SEGMENT_HEADER_BYTES];
         let readable = header.len().min(bytes as usize);
-        file.read_exact_at(&mut header[..readable], 0)?;
+        file.read_exact_at(&mut header[..readable], 0).map_err(|source| read_error(&path, 0, source))?;
         let checked = format::decode_segment_header(&header[..readable], id)
             .map_err(|fault| fault.to_string())
             .and_then(|header| match header.bytes == bytes {
@@ -475,7 +475,7 @@ fn settle(fs: &dyn Fs, dir: &Path) -> Result<()> {
         files.push(file);
     }
     if let Some((id, file)) = begun {
-        if closed_cleanly(&*file, id)? {
+        if closed_cleanly(&*file, id, &dir.join(id.file_name()))? {
             return Ok(());
         }
         files.push(file);
@@ -489,9 +489,9 @@ fn settle(fs: &dyn Fs, dir: &Path) -> Result<()> {
 /// Whether segment `id` ends with the claim a clean `close` writes, in the cache and on the
 /// disk: the last record is a batch record whose `durable_to` is its own offset, only zeros
 /// follow it, and the same record, read again from the disk, validates.
-fn closed_cleanly(file: &dyn FileHandle, id: SegmentId) -> Result<bool> {
+fn closed_cleanly(file: &dyn FileHandle, id: SegmentId, path: &Path) -> Result<bool> {
     let claim = {
-        let map = file.map()?;
+        let map = file.map().map_err(|source| read_error(path, 0, source))?;
         let bytes = map.bytes();
         let Ok(header) = format::decode_segment_header(bytes, id) else { return Ok(false) };
         let Some(last) = format::frames(bytes).last() else { return Ok(false) };
@@ -511,7 +511,8 @@ fn closed_cleanly(file: &dyn FileHandle, id: SegmentId) -> Result<bool> {
     let (offset, salt) = claim;
     let mut record = [0u8; format::BATCH_RECORD_BYTES];
     file.drop_cache(offset as u64, record.len() as u64)?;
-    file.read_exact_at(&mut record, offset as u64)?;
+    file.read_exact_at(&mut record, offset as u64)
+        .map_err(|source| read_error(path, offset as u64, source))?;
     Ok(format::batch_claim(&record, format::segment_seed(id, salt)) == Some(offset as u64))
 }
 

@@ -130,7 +130,7 @@ impl Segment {
     /// Maps the segment for reads. Call only once nothing will write it again.
     pub fn seal(&self) -> Result<()> {
         if self.map.get().is_none() {
-            let map = self.file.map()?;
+            let map = self.file.map().map_err(|source| read_error(&self.path, 0, source))?;
             let _ = self.map.set(map);
         }
         Ok(())
@@ -151,6 +151,11 @@ impl Segment {
         Error::Corruption { path: self.path.clone(), offset, reason: reason.to_string() }
     }
 
+    /// Reads `buf.len()` bytes at `offset`; a failure names this file and the offset.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|source| read_error(&self.path, offset, source))
+    }
+
     /// Reads and verifies the entry record at `offset`, which the index says holds `index`.
     pub fn read_entry(&self, offset: u64, index: u64) -> Result<Entry> {
         match self.map.get() {
@@ -160,13 +165,13 @@ impl Segment {
             }
             None => {
                 let mut header = [0u8; RECORD_HEADER_BYTES];
-                self.file.read_exact_at(&mut header, offset)?;
+                self.read_at(&mut header, offset)?;
                 let len = format::record_bytes(&header) as u64;
                 if len < RECORD_HEADER_BYTES as u64 || offset + len > self.bytes {
                     return Err(self.corruption(offset, format!("record length {len}")));
                 }
                 let mut record = vec![0u8; len as usize];
-                self.file.read_exact_at(&mut record, offset)?;
+                self.read_at(&mut record, offset)?;
                 self.decode_entry(&record, offset, index)
             }
         }
@@ -183,7 +188,7 @@ impl Segment {
         debug_assert!(offsets.is_sorted(), "records are read in log order");
         let end = (last + READ_AHEAD_BYTES).min(self.bytes);
         let mut span = vec![0u8; (end - start) as usize];
-        self.file.read_exact_at(&mut span, start)?;
+        self.read_at(&mut span, start)?;
         indexed(first, offsets)
             .map(|(index, offset)| {
                 let bytes = &span[(offset - start) as usize..];
@@ -212,6 +217,11 @@ impl Segment {
 }
 
 /// `(first + i, offsets[i])`: never past the last index, so it cannot overflow.
+/// The error of a failed read of `path` at `offset`.
+pub fn read_error(path: &Path, offset: u64, source: std::io::Error) -> Error {
+    Error::Read { path: path.to_path_buf(), offset, source }
+}
+
 fn indexed(first: u64, offsets: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
     offsets.iter().enumerate().map(move |(at, &offset)| (first + at as u64, offset))
 }

@@ -77,6 +77,8 @@ struct Inode {
     unsynced: Vec<(u64, Vec<u8>)>,
     /// Permission bits, as created.
     mode: u32,
+    /// Bytes `[start, end)` that every read fails on with EIO, as a bad sector would.
+    unreadable: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -390,6 +392,19 @@ impl SimFs {
         Ok(())
     }
 
+    /// Makes every read of a file's bytes `[offset, offset + len)` fail with EIO from now on,
+    /// as a bad sector would (whatever the page cache holds), and so every mapping of the file
+    /// (where a real one would raise SIGBUS at the access). Writes still succeed.
+    ///
+    /// # Errors
+    /// `NotFound` if no file has that name.
+    pub fn fail_reads(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        let mut world = self.world.lock();
+        let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        world.inode(ino)?.unreadable = Some((offset, offset + len));
+        Ok(())
+    }
+
     /// Cuts a file to `bytes`, durably, as a lost extent or a careless copy would.
     ///
     /// # Errors
@@ -587,6 +602,10 @@ impl FileHandle for SimFile {
         let mut world = self.world.lock();
         world.begin(self.generation)?;
         let inode = world.inode(self.ino)?;
+        let end = offset + buf.len() as u64;
+        if inode.unreadable.is_some_and(|(from, to)| offset < to && from < end) {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
         let bytes = inode
             .volatile
             .get(offset as usize..offset as usize + buf.len())
@@ -689,7 +708,11 @@ impl FileHandle for SimFile {
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
         let mut world = self.world.lock();
         world.begin(self.generation)?;
-        Ok(Box::new(SimMapping(world.inode(self.ino)?.volatile.clone())))
+        let inode = world.inode(self.ino)?;
+        if inode.unreadable.is_some() {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        Ok(Box::new(SimMapping(inode.volatile.clone())))
     }
 }
 
