@@ -157,10 +157,16 @@ impl Wal {
         // The directory's own name, and those of any parents `create_dir_all` made, must be
         // durable before anything in it is relied on. Until a segment exists, an earlier open may
         // have made them and stopped before syncing them; once one does, that open synced them.
+        // A directory this process may not read was not made by it (it makes them readable by
+        // their owner): the syncs stop below it.
         if !fs.list(&dir)?.iter().any(|name| name.ends_with(SEGMENT_SUFFIX)) {
-            for parent in dir.ancestors().skip(1) {
-                fs.sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
-                if parent.as_os_str().is_empty() {
+            for (at, parent) in dir.ancestors().skip(1).enumerate() {
+                let top = parent.as_os_str().is_empty();
+                match fs.sync_dir(if top { Path::new(".") } else { parent }) {
+                    Err(error) if at > 0 && error.kind() == io::ErrorKind::PermissionDenied => break,
+                    synced => synced?,
+                }
+                if top {
                     break;
                 }
             }

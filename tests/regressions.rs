@@ -103,6 +103,29 @@ fn regression_salvage_before_the_oldest_checkpoint_opened_an_empty_log() {
 /// that segment without making its name durable, so the power loss could take the file away.
 #[test]
 fn regression_segment_name_relied_on_before_the_directory_was_synced() {
+    if let Some(lost) = names_relied_on_before_synced(None) {
+        panic!("{lost}: acknowledged entries lost");
+    }
+}
+
+/// The same scenario without recovery's last directory sync (the one that makes the names it
+/// found durable): acknowledged entries are lost, so that sync is needed.
+#[test]
+fn removing_the_sync_of_the_names_recovery_found_is_caught() {
+    let fs = raftwal::sim::SimFs::new(0, 512);
+    drop(Wal::open_with_fs(std::sync::Arc::new(fs.process()), "/wal", small_segments()).unwrap());
+    let last = fs.dir_sync_sites().into_iter().filter(|site| site.starts_with("src/recovery.rs")).max();
+    let last = last.expect("recovery syncs the directory");
+    assert!(
+        names_relied_on_before_synced(Some(&last)).is_some(),
+        "removing the sync at {last} went unnoticed"
+    );
+}
+
+/// Fails the first open at each of its first operations in turn, opens again, appends, cuts the
+/// power and opens once more; with recovery's `sync_dir` at `skipped_site` made a no-op. Which
+/// run lost acknowledged entries, if one did.
+fn names_relied_on_before_synced(skipped_site: Option<&str>) -> Option<String> {
     use raftwal::sim::{Fault, SimFs};
     use std::sync::Arc;
     let options = Options { segment_bytes: 4096, ..Options::default() };
@@ -114,19 +137,20 @@ fn regression_segment_name_relied_on_before_the_directory_was_synced() {
                 drop(wal);
             }
             fs.clear_plan();
+            fs.skip_dir_syncs_at(skipped_site);
             let wal = Wal::open_with_fs(Arc::new(fs.process()), "/wal", options.clone()).unwrap();
+            fs.skip_dir_syncs_at(None);
             let acked = entries(1..3, 1);
             wal.append(&acked).unwrap().wait().unwrap();
             fs.power_loss();
             drop(wal);
-            let wal = Wal::open_with_fs(Arc::new(fs.process()), "/wal", options.clone()).unwrap();
-            assert_eq!(
-                wal.entries(1..3, u64::MAX).ok(),
-                Some(acked),
-                "EIO at operation {failing_op}, seed {seed}: acknowledged entries lost"
-            );
+            let reopened = Wal::open_with_fs(Arc::new(fs.process()), "/wal", options.clone());
+            if reopened.and_then(|wal| wal.entries(1..3, u64::MAX)).ok() != Some(acked) {
+                return Some(format!("EIO at operation {failing_op}, seed {seed}"));
+            }
         }
     }
+    None
 }
 
 /// Failed as: `install_snapshot` exactly at the purge point, with the purged entry's term,

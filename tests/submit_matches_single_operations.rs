@@ -53,7 +53,7 @@ fn plan(rng: &mut Rng, next: &mut [Option<u64>], groups: usize) -> Planned {
             let count = 1 + rng.below(4);
             let first = match rng.below(10) {
                 0 => u64::MAX - rng.below(5),
-                1 => next[at].map_or(7, |next| next + 1),
+                1 => next[at].map_or(7, |next| next.saturating_add(1)),
                 _ => next[at].unwrap_or(1),
             };
             let entries: Vec<Entry> = (0..count)

@@ -151,6 +151,7 @@ fn reopen(fs: &SimFs, options: &Options, history: &mut History) -> Option<Wal> {
 fn injected(error: &Error) -> bool {
     match error {
         Error::Io(error) => matches!(error.raw_os_error(), Some(5 | 28)),
+        Error::Read { source, .. } => source.raw_os_error() == Some(5),
         Error::Poisoned(_) => true,
         _ => false,
     }
