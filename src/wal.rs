@@ -816,7 +816,10 @@ fn check_in_order(core: &Core, options: &Options, ops: &[GroupOp<'_>]) -> Result
     let mut next: HashMap<u32, u64> = HashMap::new();
     let mut metadata: HashMap<u32, Option<usize>> = HashMap::new();
     let mut bound = core.groups.checkpoint_bytes_max();
-    for op in ops {
+    for (at, op) in ops.iter().enumerate() {
+        // What an operation leaves matters only to those after it: a call of one operation (the
+        // single-operation API) allocates nothing here.
+        let more = at + 1 < ops.len();
         let group = op.group();
         let log = core.groups.live(group.slot, group.id)?;
         match *op {
@@ -824,7 +827,9 @@ fn check_in_order(core: &Core, options: &Options, ops: &[GroupOp<'_>]) -> Result
                 let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
                 let expected = next.get(&group.slot).copied().or_else(|| log.next_index());
                 state::check_continues(expected, first, last)?;
-                next.insert(group.slot, last.checked_add(1).expect("checked: last <= INDEX_MAX"));
+                if more {
+                    next.insert(group.slot, last.checked_add(1).expect("checked: last <= INDEX_MAX"));
+                }
             }
             GroupOp::HardState(..) => {}
             GroupOp::Metadata(_, bytes) => {
@@ -833,7 +838,9 @@ fn check_in_order(core: &Core, options: &Options, ops: &[GroupOp<'_>]) -> Result
                 let (before, after) = (blob_bytes(old), blob_bytes(Some(bytes.len())));
                 check_checkpoint_bound(options, bound, bound - before + after)?;
                 bound = bound - before + after;
-                metadata.insert(group.slot, Some(bytes.len()));
+                if more {
+                    metadata.insert(group.slot, Some(bytes.len()));
+                }
             }
         }
     }
