@@ -394,14 +394,15 @@ impl SimFs {
 
     /// Makes every read of a file's bytes `[offset, offset + len)` fail with EIO from now on,
     /// as a bad sector would (whatever the page cache holds), and so every mapping of the file
-    /// (where a real one would raise SIGBUS at the access). Writes still succeed.
+    /// (where a real one would raise SIGBUS at the access). Writes still succeed. A `len` of 0
+    /// makes the file readable again.
     ///
     /// # Errors
     /// `NotFound` if no file has that name.
     pub fn fail_reads(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
         let mut world = self.world.lock();
         let ino = *world.names.get(path).ok_or(io::ErrorKind::NotFound)?;
-        world.inode(ino)?.unreadable = Some((offset, offset + len));
+        world.inode(ino)?.unreadable = (len > 0).then_some((offset, offset + len));
         Ok(())
     }
 
