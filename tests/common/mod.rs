@@ -46,8 +46,20 @@ pub fn small_segments() -> Options {
     Options { segment_bytes: 8192, ..Options::default() }
 }
 
+/// Opens `dir`, waiting up to 2 s while it is `Locked`: `cargo test` runs a binary's tests as
+/// threads of one process, and a test that spawns a child (the CLI tests do) may fork while
+/// another test's `Wal` holds its `LOCK` open; the forked child shares the lock until it execs,
+/// so a `close` in that window leaves the lock held for a moment longer (seen once in CI).
 pub fn open(dir: &Path, options: &Options) -> Wal {
-    Wal::open(dir, options.clone()).expect("open")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match Wal::open(dir, options.clone()) {
+            Err(Error::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened.expect("open"),
+        }
+    }
 }
 
 pub fn reopen(wal: Wal, dir: &Path, options: &Options) -> Wal {
