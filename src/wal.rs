@@ -393,9 +393,11 @@ impl Wal {
                 Ok(op_bytes) => bytes += op_bytes,
                 // The error an operation alone would give, unless one before it fails first.
                 Err(error) => {
-                    let core = shared.core.lock();
-                    core.check_usable()?;
-                    check_in_order(&core, &shared.options, &ops[..at])?;
+                    if at > 0 {
+                        let core = shared.core.lock();
+                        core.check_usable()?;
+                        check_in_order(&core, &shared.options, &ops[..at])?;
+                    }
                     return Err(error);
                 }
             }
