@@ -160,6 +160,50 @@ pub enum Error {
     /// `Options` do not make sense together.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+
+    /// A Raft adapter could not store a value of the Raft library so that it reads back, or
+    /// read back one that does not decode. At `append` and when saving a vote this is checked
+    /// before anything is written: the value is refused, nothing of it reaches the log, and no
+    /// callback reports it durable.
+    #[error("{what}: {reason}")]
+    Codec {
+        /// The value, or the log's bytes, that failed.
+        what: String,
+        /// What the codec said.
+        reason: String,
+    },
+}
+
+/// For code whose errors are `io::Error`s (openraft 0.10's storage traits): the OS error where
+/// there is one, `InvalidData` for damaged or undecodable bytes, `InvalidInput` for misuse,
+/// each with raftwal's message.
+impl From<Error> for io::Error {
+    fn from(error: Error) -> io::Error {
+        if let Error::Io(error) = error {
+            return error;
+        }
+        let kind = match &error {
+            Error::Read { source, .. } => source.kind(),
+            Error::Corruption { .. }
+            | Error::MissingEntries { .. }
+            | Error::MissingSegments { .. }
+            | Error::Codec { .. } => io::ErrorKind::InvalidData,
+            Error::NotContiguous { .. }
+            | Error::IndexTooLarge { .. }
+            | Error::EmptyBatch
+            | Error::TooLarge { .. }
+            | Error::StaleSnapshot { .. }
+            | Error::InvalidOptions(_)
+            | Error::DefaultGroup
+            | Error::GroupExists { .. } => io::ErrorKind::InvalidInput,
+            Error::Compacted { .. } | Error::Unavailable { .. } | Error::NoGroup { .. } => {
+                io::ErrorKind::NotFound
+            }
+            Error::Locked(_) => io::ErrorKind::WouldBlock,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
 }
 
 /// `std::result::Result` with [`Error`].

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
-use openraft_support::{LogStore, Raft, Router, StateMachine};
+use openraft_support::{Command, LogStore, Raft, Router, StateMachine};
 use raftwal::Options;
 
 const WRITERS: u32 = 64;
@@ -84,7 +84,8 @@ async fn write(nodes: &BTreeMap<u64, Node>, range: std::ops::Range<u32>) -> u64 
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         };
-                        match raft.client_write(format!("key{at}=value{at}")).await {
+                        match raft.client_write(Command::set(format!("key{at}"), &format!("value{at}"))).await
+                        {
                             Ok(_) => break,
                             Err(error)
                                 if error.forward_to_leader().is_some() && Instant::now() < deadline =>

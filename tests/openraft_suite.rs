@@ -11,7 +11,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::{LogIdOf, VoteOf};
 use openraft::vote::RaftLeaderIdExt;
-use openraft_support::{Config, LogStore, StateMachine};
+use openraft_support::{Command, Config, LogStore, StateMachine};
 use raftwal::Options;
 use tempfile::TempDir;
 
@@ -71,7 +71,7 @@ async fn reopen_keeps_log_state_vote_and_committed() {
         .map(|index| {
             openraft::type_config::alias::EntryOf::<Config>::new_normal(
                 log_id(3, 2, index),
-                format!("k{index}=v{index}"),
+                Command::set(format!("k{index}"), &format!("v{index}")),
             )
         })
         .collect();

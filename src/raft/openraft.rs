@@ -2,10 +2,11 @@
 //! `openraft`): [`LogStore`] implements `RaftLogStorage`, [`LogReader`] implements
 //! `RaftLogReader`.
 //!
-//! Entries are encoded with postcard, log id included, into the payload of raftwal entries of
-//! the same index; the engine's term field is 0, since 0.10's leader ids are generic. The vote,
-//! the committed log id and the last purged log id travel together in the `Wal`'s metadata,
-//! ordered with the entries.
+//! Entries are encoded with MessagePack, log id included, into the payload of raftwal entries of
+//! the same index: every serde type openraft accepts reads back, and an entry that would not is
+//! refused at `append` with `Error::Codec` before anything is written (see `raft::store`). The
+//! engine's term field is 0, since 0.10's leader ids are generic. The vote, the committed log id
+//! and the last purged log id travel together in the `Wal`'s metadata, ordered with the entries.
 //!
 //! - `append` hands the entries to the group commit and returns at once; the `IOFlushed`
 //!   callback runs on raftwal's committer thread after the fdatasync that covers them, in
@@ -28,11 +29,11 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::{LogIdOf, VoteOf};
 use openraft::type_config::async_runtime::OneshotSender;
-use openraft::{OptionalSend, RaftLogReader, RaftTypeConfig};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, RaftTypeConfig, StorageError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::store::{READ_BYTES_MAX, Shape, Store, io_error};
+use super::store::{READ_BYTES_MAX, Shape, Store, io_error, is_read_error};
 use crate::{Error, Group, Options, Wal};
 
 type Inner<C> = Store<<C as RaftTypeConfig>::Entry, VoteOf<C>, LogIdOf<C>>;
@@ -65,7 +66,9 @@ where
     VoteOf<C>: Serialize + DeserializeOwned,
     LogIdOf<C>: Serialize + DeserializeOwned,
 {
-    /// Opens (or creates) the log in `dir`.
+    /// Opens (or creates) the log in `dir`. This is blocking I/O: a new log costs a few
+    /// fdatasyncs (milliseconds), an existing one is read and verified; from async code, call it
+    /// inside `spawn_blocking`.
     ///
     /// # Errors
     /// As [`Wal::open`] and [`LogStore::from_wal`].
@@ -76,7 +79,7 @@ where
     /// Takes over an opened `Wal`, which must hold an openraft 0.10 log or nothing.
     ///
     /// # Errors
-    /// `Io` (`InvalidData`) if the `Wal` holds another adapter's metadata; errors of the purge
+    /// `Codec` if the `Wal` holds another adapter's metadata (or this one's in an encoding this version does not read); errors of the purge
     /// that a crash interrupted, which this finishes.
     pub fn from_wal(wal: Wal) -> Result<LogStore<C>, Error> {
         LogStore::from_group(Group::clone(&wal))
@@ -89,7 +92,7 @@ where
     /// As [`LogStore::from_wal`].
     pub fn from_group(group: Group) -> Result<LogStore<C>, Error> {
         let shape = Shape {
-            tag: b"openraft-0.10/1:",
+            tag: b"openraft-0.10/2:",
             entry_index: |entry: &C::Entry| entry.index(),
             entry_term: |_| 0,
             log_id_index: |log_id: &LogIdOf<C>| log_id.index(),
@@ -107,6 +110,16 @@ where
     #[must_use]
     pub fn group(&self) -> &Group {
         &self.store.group
+    }
+}
+
+/// For setup code that returns openraft's errors (`LogStore::open(dir, options)?`): subject
+/// `Store`, verb `Read` for errors of reading the log, `Write` for the rest, with raftwal's
+/// message.
+impl<C: RaftTypeConfig> From<Error> for StorageError<C> {
+    fn from(error: Error) -> StorageError<C> {
+        let verb = if is_read_error(&error) { ErrorVerb::Read } else { ErrorVerb::Write };
+        StorageError::from_io_error(ErrorSubject::Store, verb, error.into())
     }
 }
 

@@ -4,7 +4,7 @@
 //! `RaftLogReader`.
 //!
 //! The same store as the 0.10 adapter (`raftwal::raft::openraft`), with 0.9's types: entries
-//! encoded with postcard into raftwal entries of the same index and term, and the vote,
+//! encoded with MessagePack into raftwal entries of the same index and term, and the vote,
 //! committed log id and last purged log id in the `Wal`'s metadata, ordered with the entries.
 //!
 //! What 0.9 costs: its core waits for each `append`'s `LogFlushed` callback before it goes on
@@ -20,13 +20,13 @@ use std::sync::Arc;
 use openraft_v09::async_runtime::AsyncOneshotSendExt;
 use openraft_v09::storage::{LogFlushed, RaftLogStorage};
 use openraft_v09::{
-    AsyncRuntime, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError,
-    StorageIOError, Vote,
+    AsyncRuntime, ErrorSubject, ErrorVerb, LogId, LogState, NodeId, OptionalSend, RaftLogId, RaftLogReader,
+    RaftTypeConfig, StorageError, StorageIOError, Vote,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::store::{READ_BYTES_MAX, Shape, Store, io_error};
+use super::store::{READ_BYTES_MAX, Shape, Store, io_error, is_read_error};
 use crate::{Error, Group, Options, Wal};
 
 type Inner<C> = Store<
@@ -61,7 +61,9 @@ impl<C: RaftTypeConfig> LogStore<C>
 where
     C::Entry: Serialize + DeserializeOwned,
 {
-    /// Opens (or creates) the log in `dir`.
+    /// Opens (or creates) the log in `dir`. This is blocking I/O: a new log costs a few
+    /// fdatasyncs (milliseconds), an existing one is read and verified; from async code, call it
+    /// inside `spawn_blocking`.
     ///
     /// # Errors
     /// As [`Wal::open`] and [`LogStore::from_wal`].
@@ -72,7 +74,7 @@ where
     /// Takes over an opened `Wal`, which must hold an openraft 0.9 log or nothing.
     ///
     /// # Errors
-    /// `Io` (`InvalidData`) if the `Wal` holds another adapter's metadata; errors of the purge
+    /// `Codec` if the `Wal` holds another adapter's metadata (or this one's in an encoding this version does not read); errors of the purge
     /// that a crash interrupted, which this finishes.
     pub fn from_wal(wal: Wal) -> Result<LogStore<C>, Error> {
         LogStore::from_group(Group::clone(&wal))
@@ -85,7 +87,7 @@ where
     /// As [`LogStore::from_wal`].
     pub fn from_group(group: Group) -> Result<LogStore<C>, Error> {
         let shape = Shape {
-            tag: b"openraft-0.9/1:",
+            tag: b"openraft-0.9/2:",
             entry_index: |entry: &C::Entry| entry.get_log_id().index,
             entry_term: |entry: &C::Entry| entry.get_log_id().leader_id.term,
             log_id_index: |log_id: &LogId<C::NodeId>| log_id.index,
@@ -103,6 +105,16 @@ where
     #[must_use]
     pub fn group(&self) -> &Group {
         &self.store.group
+    }
+}
+
+/// For setup code that returns openraft's errors (`LogStore::open(dir, options)?`): subject
+/// `Store`, verb `Read` for errors of reading the log, `Write` for the rest, with raftwal's
+/// message.
+impl<NID: NodeId> From<Error> for StorageError<NID> {
+    fn from(error: Error) -> StorageError<NID> {
+        let verb = if is_read_error(&error) { ErrorVerb::Read } else { ErrorVerb::Write };
+        StorageError::from_io_error(ErrorSubject::Store, verb, error.into())
     }
 }
 

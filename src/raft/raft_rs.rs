@@ -12,7 +12,6 @@
 //! as `MemStorage` does: the snapshot's data is the application's state machine, so an
 //! application that sends snapshots wraps this storage and fills `data` in.
 
-use std::io;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -39,7 +38,7 @@ impl RaftStorage {
     /// Opens (or creates) the log in `dir`.
     ///
     /// # Errors
-    /// As [`Wal::open`]; `Io` (`InvalidData`) if the log holds another adapter's metadata.
+    /// As [`Wal::open`]; `Codec` if the log holds another adapter's metadata.
     pub fn open(dir: impl AsRef<std::path::Path>, options: Options) -> Result<RaftStorage, Error> {
         RaftStorage::from_wal(Wal::open(dir, options)?)
     }
@@ -47,7 +46,7 @@ impl RaftStorage {
     /// Takes over an opened `Wal`, which must hold a raft-rs log or nothing.
     ///
     /// # Errors
-    /// `Io` (`InvalidData`) if the log holds another adapter's metadata.
+    /// `Codec` if the log holds another adapter's metadata.
     pub fn from_wal(wal: Wal) -> Result<RaftStorage, Error> {
         RaftStorage::from_group(Group::clone(&wal))
     }
@@ -187,23 +186,16 @@ impl RaftStorage {
     /// state write a crash lost) is newer. Empty on a new log.
     ///
     /// # Errors
-    /// `Io` (`InvalidData`) if the metadata is not this adapter's.
+    /// `Codec` if the metadata is not this adapter's.
     pub fn conf_state(&self) -> Result<ConfState, Error> {
         let snapshot = self.wal.snapshot_meta()?;
         let saved = match self.wal.metadata()? {
             Some(metadata) => {
-                let body = metadata.strip_prefix(METADATA_TAG).ok_or_else(|| {
-                    Error::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the log's metadata is not raft-rs adapter's",
-                    ))
-                })?;
-                let (index, conf_state) = body.split_first_chunk::<8>().ok_or_else(|| {
-                    Error::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "raft-rs adapter's metadata is too short",
-                    ))
-                })?;
+                let body = metadata
+                    .strip_prefix(METADATA_TAG)
+                    .ok_or_else(|| metadata_error("it is not the raft-rs adapter's"))?;
+                let (index, conf_state) =
+                    body.split_first_chunk::<8>().ok_or_else(|| metadata_error("it is too short"))?;
                 Some((
                     u64::from_le_bytes(*index),
                     ConfState::parse_from_bytes(conf_state).map_err(codec_error)?,
@@ -363,8 +355,14 @@ impl Storage for RaftStorage {
     }
 }
 
+/// protobuf's generated messages read back whatever they wrote, so this is a damaged or foreign
+/// value read from the log, or (at `append`) a message protobuf cannot write at all.
 fn codec_error(error: protobuf::ProtobufError) -> Error {
-    Error::Io(io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
+    Error::Codec { what: "a raft-rs protobuf message".into(), reason: error.to_string() }
+}
+
+fn metadata_error(reason: &str) -> Error {
+    Error::Codec { what: "the log's metadata".into(), reason: reason.into() }
 }
 
 fn store_error(error: Error) -> raft::Error {

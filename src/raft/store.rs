@@ -1,6 +1,15 @@
 //! What both openraft adapters (0.10 and 0.9) share, free of openraft's types: entries encoded
-//! with postcard into raftwal entries of the same index, and the vote, committed log id and last
-//! purged log id kept together in the `Wal`'s metadata, ordered with the entries.
+//! with MessagePack into raftwal entries of the same index, and the vote, committed log id and
+//! last purged log id kept together in the `Wal`'s metadata, ordered with the entries.
+//!
+//! Why MessagePack (rmp-serde, structs as maps with their field names): openraft asks only that
+//! the application's types be serde types, and a format that is not self-describing (postcard,
+//! bincode) cannot read back `serde_json::Value`, internally tagged or untagged enums, `flatten`
+//! or a field skipped with `skip_serializing_if`; such an entry would be acknowledged durable and
+//! never read again, and the node could not start on its log. Each value is also decoded once
+//! before it is written: a type whose `Deserialize` does not accept what its `Serialize` wrote (a
+//! hand-written pair that disagrees, say) is refused with `Error::Codec` before anything of the
+//! call reaches the log, so whatever a callback reports durable reads back.
 //!
 //! `E`, `V` and `L` are the adapter's entry, vote and log id types; `Shape` tells how to get an
 //! index (and a term, where the version exposes one) out of them.
@@ -19,7 +28,8 @@ pub const READ_BYTES_MAX: u64 = 4 << 20;
 
 /// How an adapter's types look to the store.
 pub struct Shape<E, L> {
-    /// Identifies the adapter's metadata, and its layout: postcard of `Saved` follows.
+    /// Identifies the adapter's metadata and the encoding of its values: `name/version:`, then
+    /// `Saved` in MessagePack. Version 2 is MessagePack; version 1 was postcard, never released.
     pub tag: &'static [u8],
     pub entry_index: fn(&E) -> u64,
     /// The term raftwal records with an entry; informational (`raftwal dump`).
@@ -53,10 +63,8 @@ where
     pub fn new(group: Group, shape: Shape<E, L>) -> Result<Self, Error> {
         let saved = match group.metadata()? {
             Some(bytes) => {
-                let body = bytes.strip_prefix(shape.tag).ok_or_else(|| {
-                    invalid(format!("the log's metadata is not {}'s", String::from_utf8_lossy(shape.tag)))
-                })?;
-                postcard::from_bytes(body).map_err(codec_error)?
+                let body = bytes.strip_prefix(shape.tag).ok_or_else(|| foreign(&bytes, shape.tag))?;
+                rmp_serde::from_slice(body).map_err(|error| codec("the log's openraft metadata", error))?
             }
             None => Saved { vote: None, committed: None, purged: None },
         };
@@ -94,7 +102,7 @@ where
         let mut saved = self.saved.lock();
         change(&mut saved);
         let mut bytes = self.shape.tag.to_vec();
-        bytes.extend(postcard::to_stdvec(&*saved).map_err(codec_error)?);
+        bytes.extend(encode(&*saved, || "the vote and log ids".to_string())?);
         self.group.set_metadata(bytes)
     }
 
@@ -126,12 +134,10 @@ where
             .into_iter()
             .filter(|entry| purged.is_none_or(|purged| (self.shape.entry_index)(entry) > purged))
             .map(|entry| {
-                let data = postcard::to_stdvec(&entry).map_err(codec_error)?;
-                Ok(Entry {
-                    index: (self.shape.entry_index)(&entry),
-                    term: (self.shape.entry_term)(&entry),
-                    data,
-                })
+                let index = (self.shape.entry_index)(&entry);
+                let data = encode(&entry, || format!("entry {index}"))?;
+                self.decode(index, &data)?;
+                Ok(Entry { index, term: (self.shape.entry_term)(&entry), data })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         if encoded.is_empty() {
@@ -169,7 +175,7 @@ where
     /// The last entry, if the log holds any.
     pub fn last_entry(&self) -> Result<Option<E>, Error> {
         match self.group.last_index()? {
-            Some(last) => self.decode(&self.group.entry(last)?).map(Some),
+            Some(last) => self.decode(last, &self.group.entry(last)?.data).map(Some),
             None => Ok(None),
         }
     }
@@ -194,36 +200,75 @@ where
         if start >= end {
             return Ok(Vec::new());
         }
-        self.group.entries(start..end, max_bytes)?.iter().map(|entry| self.decode(entry)).collect()
+        self.group
+            .entries(start..end, max_bytes)?
+            .iter()
+            .map(|entry| self.decode(entry.index, &entry.data))
+            .collect()
     }
 
-    fn decode(&self, entry: &Entry) -> Result<E, Error> {
-        let decoded: E = postcard::from_bytes(&entry.data).map_err(codec_error)?;
-        let index = (self.shape.entry_index)(&decoded);
-        if index != entry.index {
-            return Err(invalid(format!(
-                "entry {} decodes to an openraft entry with index {index}",
-                entry.index
-            )));
+    /// The openraft entry that raftwal entry `index` holds.
+    fn decode(&self, index: u64, data: &[u8]) -> Result<E, Error> {
+        let decoded: E =
+            rmp_serde::from_slice(data).map_err(|error| codec(format!("entry {index}"), error))?;
+        let decoded_index = (self.shape.entry_index)(&decoded);
+        if decoded_index != index {
+            return Err(Error::Codec {
+                what: format!("entry {index}"),
+                reason: format!("decodes to an openraft entry with index {decoded_index}"),
+            });
         }
         Ok(decoded)
     }
 }
 
-fn invalid(message: String) -> Error {
-    Error::Io(io::Error::new(io::ErrorKind::InvalidData, message))
+/// `value` in MessagePack, once it has been decoded back: what cannot be read back is refused.
+fn encode<T: Serialize + DeserializeOwned>(value: &T, what: impl Fn() -> String) -> Result<Vec<u8>, Error> {
+    let bytes = rmp_serde::to_vec_named(value).map_err(|error| codec(what(), error))?;
+    rmp_serde::from_slice::<T>(&bytes).map_err(|error| {
+        codec(format!("{} would not read back (refused: nothing written)", what()), error)
+    })?;
+    Ok(bytes)
 }
 
-fn codec_error(error: postcard::Error) -> Error {
-    Error::Io(io::Error::new(io::ErrorKind::InvalidData, error))
+fn codec(what: impl Into<String>, reason: impl ToString) -> Error {
+    Error::Codec { what: what.into(), reason: reason.to_string() }
 }
 
-/// openraft reports `io::Error`s; raftwal's own kinds keep their message.
-pub fn io_error(error: Error) -> io::Error {
-    match error {
-        Error::Io(error) => error,
-        other => io::Error::other(other),
+/// The error for metadata that is not this adapter's: another adapter's, or this one's in an
+/// encoding this version does not read.
+fn foreign(metadata: &[u8], tag: &[u8]) -> Error {
+    let shown = |bytes: &[u8]| {
+        let end = bytes.iter().position(|&byte| byte == b':').map_or(bytes.len().min(32), |colon| colon + 1);
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    };
+    Error::Codec {
+        what: "the log's metadata".into(),
+        reason: format!(
+            "it starts with {:?}, not {:?}: another adapter's log, or another encoding",
+            shown(metadata),
+            shown(tag)
+        ),
     }
+}
+
+/// openraft reports `io::Error`s.
+pub fn io_error(error: Error) -> io::Error {
+    error.into()
+}
+
+/// Whether `error` came from reading the log (damage, a failed read, an index outside it), for
+/// the verb of openraft's `StorageError`.
+pub fn is_read_error(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Read { .. }
+            | Error::Corruption { .. }
+            | Error::MissingEntries { .. }
+            | Error::MissingSegments { .. }
+            | Error::Compacted { .. }
+            | Error::Unavailable { .. }
+    )
 }
 
 #[cfg(test)]
@@ -236,7 +281,7 @@ mod tests {
 
     fn shape() -> Shape<(u64, String), u64> {
         Shape {
-            tag: b"test/1:",
+            tag: b"test/2:",
             entry_index: |entry| entry.0,
             entry_term: |_| 1,
             log_id_index: |index| *index,
@@ -296,8 +341,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path(), Options::default()).unwrap();
         wal.set_metadata(b"raft-rs-0.7/1:".to_vec()).unwrap().wait().unwrap();
-        assert!(
-            matches!(TestStore::new(Group::clone(&wal), shape()), Err(Error::Io(error)) if error.kind() == io::ErrorKind::InvalidData)
-        );
+        assert!(matches!(TestStore::new(Group::clone(&wal), shape()), Err(Error::Codec { .. })));
+        wal.set_metadata(b"test/1:".to_vec()).unwrap().wait().unwrap();
+        let refused =
+            TestStore::new(Group::clone(&wal), shape()).err().expect("an older encoding is refused");
+        assert!(refused.to_string().contains(r#""test/1:", not "test/2:""#), "{refused}");
     }
 }

@@ -21,9 +21,39 @@ use openraft::{EntryPayload, RaftSnapshotBuilder};
 use tokio::sync::Mutex;
 
 openraft::declare_raft_types!(
-    /// Commands and responses are strings; everything else is openraft's default.
-    pub Config: D = String, R = String
+    /// Commands are `Command`s, responses strings; everything else is openraft's default.
+    pub Config: D = Command, R = String
 );
+
+/// A client's command, in serde shapes that a non-self-describing encoding cannot read back (the
+/// adapter once encoded with postcard): an internally tagged enum, a `serde_json::Value`, and a
+/// field left out when empty.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op")]
+pub enum Command {
+    Set {
+        key: String,
+        value: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Command {
+    /// Sets `key` to the JSON string `value`.
+    pub fn set(key: impl Into<String>, value: &str) -> Command {
+        Command::Set { key: key.into(), value: serde_json::Value::from(value), request: None }
+    }
+}
 
 pub type LogStore = raftwal::raft::openraft::LogStore<Config>;
 
@@ -123,10 +153,14 @@ impl RaftStateMachine<Config> for StateMachine {
             applied.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => String::new(),
-                EntryPayload::Normal(command) => {
-                    let (key, value) = command.split_once('=').unwrap_or((&command, ""));
-                    applied.data.insert(key.to_string(), value.to_string());
-                    command
+                EntryPayload::Normal(Command::Set { key, value, .. }) => {
+                    let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+                    applied.data.insert(key.clone(), value);
+                    key
+                }
+                EntryPayload::Normal(Command::Delete { key }) => {
+                    applied.data.remove(&key);
+                    key
                 }
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembershipOf::<Config>::new(Some(entry.log_id), membership);
