@@ -7,7 +7,7 @@
 // `criterion_group!` defines an undocumented public function.
 #![allow(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use openraft::entry::RaftEntry;
@@ -29,6 +29,12 @@ struct Command {
     request: u64,
 }
 
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 type Entry = EntryOf<Config>;
 
 fn log_id(index: u64) -> LogIdOf<Config> {
@@ -37,8 +43,7 @@ fn log_id(index: u64) -> LogIdOf<Config> {
 
 fn entries() -> Vec<(&'static str, Entry)> {
     let command = Command { key: "user/000042".into(), value: "v".repeat(100), request: 1 << 40 };
-    let nodes = BTreeMap::from([(1, ()), (2, ()), (3, ())]);
-    let membership = Membership::new_with_defaults(vec![[1, 2, 3].into()], nodes);
+    let membership = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], [1, 2, 3]);
     vec![
         ("command of 128 B", Entry::new(log_id(1_000_000), EntryPayload::Normal(command))),
         ("membership of 3", Entry::new(log_id(1_000_001), EntryPayload::Membership(membership))),

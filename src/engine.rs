@@ -27,9 +27,14 @@ use crate::segment::Segment;
 use crate::stats::Counters;
 use crate::value::{Entry, HardState};
 
+/// Spare segments kept ready ahead of the active one, once it is half full.
+pub const SPARES: usize = 1;
+
 pub enum Chore {
-    /// Preallocate spares until `SPARES` are ready.
+    /// Make spares until `SPARES` are ready.
     Replenish,
+    /// Zero the next spare in full.
+    Zero,
     /// A durable purge left segments below this id with nothing live: delete them.
     DeleteBelow(SegmentId),
     /// The log holds more than `Options::relocate_after_segments` segments: copy the entries
@@ -84,7 +89,10 @@ pub(crate) struct Core {
     pub spares: VecDeque<Arc<Segment>>,
     /// Why the last preallocation failed; the next append that needs a new segment fails with
     /// it (and the one after that asks for a new attempt).
-    pub spare_error: Option<io::Error>,
+    pub room_error: Option<io::Error>,
+    /// The zeroed spare the active segment's second half asks for (`Core::ask_ahead`) was
+    /// asked for.
+    pub spare_asked: bool,
     pub next_segment_id: SegmentId,
     pub queue: Queue,
     /// Chunks the committer is writing; still read from memory until written.
@@ -121,8 +129,20 @@ impl Core {
         record_bytes_aligned(self.groups.checkpoint_bytes())
     }
 
+    /// Room for records in the active segment: up to where it is zeroed (the whole segment but
+    /// for a newest segment recovered with holes in it).
     fn room(&self) -> u64 {
-        self.active.bytes.saturating_sub(self.active_offset)
+        self.active.zeroed().saturating_sub(self.active_offset)
+    }
+
+    /// Asks the housekeeper for the spare zeroed in full once records reach `end` of the active
+    /// segment, in its second half: spares are made small, so that a log that never fills half
+    /// a segment holds little disk.
+    pub fn ask_ahead(&mut self, end: u64, chores: &Sender<Chore>) {
+        if !self.spare_asked && end >= self.active.bytes / 2 {
+            self.spare_asked = true;
+            let _ = chores.send(if self.spares.is_empty() { Chore::Replenish } else { Chore::Zero });
+        }
     }
 
     /// Makes the next spare the active segment.
@@ -132,6 +152,7 @@ impl Core {
         self.active = spare;
         self.active_offset = SEGMENT_HEADER_BYTES as u64;
         self.needs_checkpoint = true;
+        self.spare_asked = false;
         let active = self.active.id;
         self.groups.shrink_sealed(active);
     }
@@ -151,7 +172,7 @@ impl Core {
         let bytes = chunk.buf.len() - before;
         self.active_offset += bytes as u64;
         self.queue.bytes += bytes;
-        assert!(self.active_offset <= self.active.bytes, "record past the end of its segment");
+        assert!(self.active_offset <= self.active.zeroed(), "record past the zeroed part of its segment");
         Location { segment, offset: u32::try_from(offset).expect("segments are at most 4 GiB") }
     }
 
@@ -316,7 +337,7 @@ impl Shared {
             match self.make_room(&mut core, bytes, stall.since.is_some())? {
                 Room::Ready => return Ok(core),
                 Room::QueueFull => {}
-                Room::NoSpare => {
+                Room::Waiting => {
                     stall.since.get_or_insert_with(Instant::now);
                 }
             }
@@ -330,7 +351,7 @@ impl Shared {
         let mut core = self.core.lock();
         Ok(match self.make_room(&mut core, bytes, false)? {
             Room::Ready => Some(core),
-            Room::QueueFull | Room::NoSpare => None,
+            Room::QueueFull | Room::Waiting => None,
         })
     }
 
@@ -347,6 +368,8 @@ impl Shared {
                 return Ok(Room::QueueFull);
             }
             if (bytes + core.overhead()) as u64 <= core.room() {
+                let end = core.active_offset + (bytes + core.overhead()) as u64;
+                core.ask_ahead(end, &self.chores);
                 return Ok(Room::Ready);
             }
             let fresh = BATCH_RECORD_BYTES + core.checkpoint_bytes() + bytes;
@@ -357,7 +380,8 @@ impl Shared {
                     limit: self.options.segment_capacity(),
                 });
             }
-            if let Some(spare) = core.spares.pop_front() {
+            if core.spares.front().is_some_and(|spare| spare.is_zeroed()) {
+                let spare = core.spares.pop_front().expect("a spare is ready");
                 core.rotate(spare);
                 let _ = self.chores.send(Chore::Replenish);
                 if core.segments.len() > self.options.relocate_after_segments {
@@ -367,13 +391,13 @@ impl Shared {
             }
             // An error from before this call is stale (space may be back): ask again, and fail
             // only with what the attempt made while this call waited says.
-            if let Some(error) = core.spare_error.take()
+            if let Some(error) = core.room_error.take()
                 && waited
             {
                 return Err(Error::Io(error));
             }
-            let _ = self.chores.send(Chore::Replenish);
-            return Ok(Room::NoSpare);
+            let _ = self.chores.send(if core.spares.is_empty() { Chore::Replenish } else { Chore::Zero });
+            return Ok(Room::Waiting);
         }
     }
 
@@ -443,8 +467,9 @@ enum Room {
     Ready,
     /// The queue holds `batch_bytes_max` already.
     QueueFull,
-    /// The active segment is full and no spare is ready.
-    NoSpare,
+    /// The active segment is full, and no spare is ready (or zeroed yet): the operation waits
+    /// for the housekeeper.
+    Waiting,
 }
 
 /// Counts one wait for a preallocated segment, however many wake-ups it took, when dropped.

@@ -1,42 +1,41 @@
-//! The housekeeper thread: keeps a preallocated spare segment ready, so rotation never waits
-//! for 64 MiB of zeros to be written, and recycles or deletes segments that a durable purge left
-//! with nothing live. A recycled segment is the cheapest spare: a new name and a new header, no
-//! zeros.
+//! The housekeeper thread: keeps a spare segment ready (made small, zeroed in full once the
+//! active one is half full), so that rotation does not wait for zeros, and recycles or deletes
+//! segments that a durable purge left with nothing live. A recycled segment is the cheapest
+//! spare: a new name and a new header, no zeros.
 
 use std::io;
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use crate::engine::{Chore, Core, Shared};
+use crate::engine::{Chore, Core, SPARES, Shared};
 use crate::error::Error;
 use crate::format::{self, SegmentId, record_bytes_aligned};
 use crate::index::Location;
-use crate::segment::Segment;
+use crate::segment::{self, Segment};
 
-/// Spare segments kept preallocated ahead of the active one.
-pub const SPARES: usize = 1;
-
-/// The housekeeper thread: does chores until told to stop. Of the chores waiting, the deletions
-/// go first, as one: recycling an emptied segment makes the spare that a preallocation would
-/// otherwise write 64 MiB of zeros for. Then one preallocation, however many were asked for
-/// (an appender waiting for a spare asks at every wake-up), so that the deletions queued
-/// meanwhile are next; a pile of preallocations ahead of them would keep a fast writer's log
-/// growing however much it purged.
+/// The housekeeper thread: does chores until told to stop. Of the chores waiting, a step of
+/// zeroing the next spare goes first (a writer may be waiting for it); then the deletions, as one:
+/// recycling an emptied segment makes the spare that would otherwise be zeroed. Then one new
+/// spare, however many were asked for (an appender waiting for a spare asks at every wake-up),
+/// so that the deletions queued meanwhile are next; a pile of new spares ahead of them would
+/// keep a fast writer's log growing however much it purged.
 pub fn run(shared: &Shared, chores: &Receiver<Chore>) {
     while let Ok(first) = chores.recv() {
-        let (mut below, mut replenish, mut relocate, mut stop) = (None, false, false, false);
+        let (mut zero, mut below, mut replenish, mut relocate, mut stop) = (false, None, false, false, false);
         for chore in std::iter::once(first).chain(chores.try_iter()) {
             match chore {
                 Chore::DeleteBelow(id) => below = below.max(Some(id)),
+                Chore::Zero => zero = true,
                 Chore::Replenish => replenish = true,
                 Chore::Relocate => relocate = true,
                 Chore::Stop => stop = true,
             }
         }
-        let chores = below
-            .map(Chore::DeleteBelow)
+        let chores = zero
+            .then_some(Chore::Zero)
             .into_iter()
+            .chain(below.map(Chore::DeleteBelow))
             .chain(replenish.then_some(Chore::Replenish))
             .chain(relocate.then_some(Chore::Relocate));
         for chore in chores.chain(stop.then_some(Chore::Stop)) {
@@ -50,6 +49,7 @@ pub fn run(shared: &Shared, chores: &Receiver<Chore>) {
 /// Does one chore; false for `Chore::Stop`.
 pub fn perform(shared: &Shared, chore: Chore) -> bool {
     match chore {
+        Chore::Zero => zero(shared),
         Chore::Replenish => replenish(shared),
         Chore::DeleteBelow(below) => delete_below(shared, below),
         Chore::Relocate => relocate(shared),
@@ -58,7 +58,32 @@ pub fn perform(shared: &Shared, chore: Chore) -> bool {
     true
 }
 
-/// Preallocates one spare if fewer than `SPARES` are ready, and asks for another round if still
+/// Zeroes the next step of the next spare, and asks for the following step behind the chores
+/// queued meanwhile. Once it is zeroed in full, the writer may rotate into it. A failure (a full
+/// disk) is the answer of a writer that waits for it.
+fn zero(shared: &Shared) {
+    let Some(spare) = shared.core.lock().spares.front().cloned() else { return };
+    if spare.is_zeroed() {
+        return;
+    }
+    let zeroed = spare.zero_step();
+    // Under the lock, so that a writer that found the spare not ready yet is already waiting.
+    let mut core = shared.core.lock();
+    match zeroed {
+        Ok(()) if spare.is_zeroed() => core.room_error = None,
+        Ok(()) => {
+            let _ = shared.chores.send(Chore::Zero);
+        }
+        Err(error) => {
+            shared.stats.housekeeping_failed();
+            core.room_error = Some(error);
+        }
+    }
+    drop(core);
+    shared.progress.notify_all();
+}
+
+/// Makes one spare if fewer than `SPARES` are ready, and asks for another round if still
 /// short. One per chore: a writer that uses spares as fast as they come would otherwise keep
 /// this loop going forever, and the deletions and recycling queued behind it would never run
 /// (space would never come back, and every new segment would be zeros).
@@ -71,13 +96,24 @@ fn replenish(shared: &Shared) {
         take_id(&mut core)
     };
     let options = &shared.options;
-    let created = Segment::create(&*shared.fs, &shared.dir, id, options.segment_bytes, options.file_mode);
+    let created = Segment::create(
+        &*shared.fs,
+        &shared.dir,
+        id,
+        options.segment_bytes,
+        segment::spare_zeroed(options.segment_bytes),
+        options.file_mode,
+    );
     let mut core = shared.core.lock();
     match created {
         Ok(segment) => {
             shared.stats.segment_created();
+            if core.spare_asked && core.spares.is_empty() {
+                // The active segment is past its half already: rotation is near.
+                let _ = shared.chores.send(Chore::Zero);
+            }
             core.spares.push_back(Arc::new(segment));
-            core.spare_error = None;
+            core.room_error = None;
             if core.spares.len() < SPARES {
                 // Behind whatever chores are queued already.
                 let _ = shared.chores.send(Chore::Replenish);
@@ -86,7 +122,7 @@ fn replenish(shared: &Shared) {
         Err(error) => {
             give_back_id(&mut core, id);
             shared.stats.housekeeping_failed();
-            core.spare_error = Some(match error {
+            core.room_error = Some(match error {
                 Error::Io(error) => error,
                 other => io::Error::other(other.to_string()),
             });

@@ -129,11 +129,16 @@ pub fn analyze(fs: &dyn Fs, dir: &Path) -> Result<Analysis> {
             .map_err(|fault| fault.to_string())
             .and_then(|header| match header.bytes == bytes {
                 true => Ok(header),
-                // Preallocation sets the size before the file gets its name; no crash changes it.
+                // A segment file gets its size before it gets its name; no crash changes it.
                 false => Err(format!("segment file is {bytes} bytes, its header says {}", header.bytes)),
             });
         match checked {
-            Ok(header) => analysis.segments.push(Segment::from_parts(id, header, path, file)),
+            Ok(header) => {
+                // Records may go wherever the file is not a hole (a recycled file is written
+                // throughout); `open` moves this to where the active segment's records end.
+                let zeroed = if header.recycled { header.bytes } else { file.hole_start()? };
+                analysis.segments.push(Segment::from_parts(id, header, path, file, zeroed));
+            }
             Err(reason) => {
                 analysis.damage = Some(Damage {
                     segment: None,
@@ -397,6 +402,7 @@ fn write_salvage(
                     target.fs,
                     target.dir,
                     target.next_segment_id,
+                    target.options.segment_bytes,
                     target.options.segment_bytes,
                     target.options.file_mode,
                 )?,

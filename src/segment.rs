@@ -1,8 +1,24 @@
-//! One segment file: created preallocated, written by the committer, read by anyone, mapped
-//! once sealed.
+//! One segment file: created at its full size with its first bytes zeroed, zeroed in full
+//! before the writer enters it, written by the committer, read by anyone, mapped once sealed.
+//!
+//! A new segment file has its header's size from the start (so a shortened file is still
+//! damage that `open` reports), but past its first bytes it is a hole, which takes no disk
+//! space. Records go only where zeros were written and synced (`zeroed`), so that the fdatasync
+//! of a batch never commits a block allocation, and a full disk fails the housekeeper's zeroing,
+//! which a waiting writer reports as an error, never the committer's write, which would poison
+//! the log. A spare is made small and zeroed in full, in steps that double from
+//! `GROW_BYTES_MIN` to `GROW_BYTES_MAX`, while the active segment fills its second half; the
+//! writer rotates into it only once that is done. Only the committer ever syncs a file the
+//! committer writes: a failed fsync drops every dirty page of the file (and reports it once per
+//! open file), so the housekeeper's sync of the active segment could lose records unseen.
+//!
+//! The first segment of a new log is small (`FIRST_SEGMENT_BYTES`) and zeroed while `open`
+//! waits: a new log costs a few milliseconds and a MiB, not a segment's worth of zeros, and a log
+//! that never fills half a segment holds about as much disk as it has data.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Kind, RECORD_HEADER_BYTES, SegmentHeader, SegmentId};
@@ -11,7 +27,17 @@ use crate::value::Entry;
 
 /// Suffix of a segment being preallocated; such a file is never read and is deleted on open.
 pub const TEMP_SUFFIX: &str = ".tmp";
-const ZEROS_CHUNK_BYTES: usize = 1 << 20;
+const ZEROS_CHUNK_BYTES: usize = 256 << 10;
+
+/// The capacity of a new log's first segment (or `Options::segment_bytes` if smaller), zeroed in
+/// full while `open` waits.
+pub const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
+/// How much of a spare is zeroed when it is made (header included), at most: a quarter of a
+/// small segment (so that the simulation's small segments zero the rest in steps too).
+pub const SPARE_ZEROED_BYTES: u64 = 64 << 10;
+/// The smallest and largest zeroing step: a step is as long as what is zeroed, within these.
+pub const GROW_BYTES_MIN: u64 = 1 << 20;
+pub const GROW_BYTES_MAX: u64 = 16 << 20;
 
 /// How far past the last record's start a multi-entry read reads, to take that record in the
 /// same `pread`.
@@ -28,6 +54,10 @@ pub struct Segment {
     pub recycled: bool,
     file: Box<dyn FileHandle>,
     map: OnceLock<Box<dyn Mapping>>,
+    /// Every byte before this is a record or a zero written and synced; after it, the file may
+    /// be a hole. Records are placed only before it; the housekeeper zeroes only spares, after
+    /// it, and moves it once its zeros are durable.
+    zeroed: AtomicU64,
 }
 
 impl std::fmt::Debug for Segment {
@@ -37,10 +67,18 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
-    /// Creates segment `id` of `bytes` bytes: header, then zeros written (not just allocated)
-    /// to the end, so later fdatasyncs need not commit size or extent changes. The file gets
-    /// its final name only once it is complete and durable, and the directory is synced.
-    pub fn create(fs: &dyn Fs, dir: &Path, id: SegmentId, bytes: u64, mode: u32) -> Result<Segment> {
+    /// Creates segment `id` of `bytes` bytes: header, zeros up to `initial`, a hole after them.
+    /// The file gets its final name only once it is complete and durable, and the directory is
+    /// synced.
+    pub fn create(
+        fs: &dyn Fs,
+        dir: &Path,
+        id: SegmentId,
+        bytes: u64,
+        initial: u64,
+        mode: u32,
+    ) -> Result<Segment> {
+        let initial = initial.clamp(format::SEGMENT_HEADER_BYTES as u64, bytes);
         let path = dir.join(id.file_name());
         let temp = dir.join(format!("{}{TEMP_SUFFIX}", id.file_name()));
         let salt = fs.salt();
@@ -55,26 +93,17 @@ impl Segment {
         let written = (|| {
             let header = SegmentHeader { salt, bytes, recycled: false };
             file.write_all_at(&format::encode_segment_header(id, header), 0)?;
-            let zeros = vec![0u8; ZEROS_CHUNK_BYTES.min(bytes as usize)];
-            let mut at = format::SEGMENT_HEADER_BYTES as u64;
-            while at < bytes {
-                let len = (bytes - at).min(ZEROS_CHUNK_BYTES as u64) as usize;
-                file.write_all_at(&zeros[..len], at)?;
-                // One chunk at a time to the disk: flushed all at once by the sync below, 64 MiB
-                // of zeros would queue ahead of the log's own writes and fdatasyncs.
-                file.write_back(at, len as u64)?;
-                at += len as u64;
-            }
+            write_zeros(&*file, format::SEGMENT_HEADER_BYTES as u64, initial)?;
+            file.set_len(bytes)?;
             file.sync_all()?;
             fs.rename(&temp, &path)?;
             fs.sync_dir(dir)
         })();
         if let Err(error) = written {
-            // Best effort: a leftover temp file is deleted on the next open anyway.
-            let _ = fs.remove(&temp);
+            forget_temp(fs, dir, &temp);
             return Err(error.into());
         }
-        Ok(Segment::from_parts(id, SegmentHeader { salt, bytes, recycled: false }, path, file))
+        Ok(Segment::from_parts(id, SegmentHeader { salt, bytes, recycled: false }, path, file, initial))
     }
 
     /// Gives this segment, emptied by a purge and no longer read, a new life as segment `id`,
@@ -99,18 +128,20 @@ impl Segment {
             fs.sync_dir(dir)
         })();
         if let Err(error) = renewed {
-            // Best effort, as in `create`: the next open deletes a leftover temporary file.
-            let _ = fs.remove(&temp);
+            forget_temp(fs, dir, &temp);
             return Err(error.into());
         }
-        Ok(Segment::from_parts(id, header, path, self.file))
+        let zeroed = self.zeroed();
+        Ok(Segment::from_parts(id, header, path, self.file, zeroed))
     }
 
+    /// A segment whose bytes before `zeroed` are records or zeros on the disk.
     pub fn from_parts(
         id: SegmentId,
         header: SegmentHeader,
         path: PathBuf,
         file: Box<dyn FileHandle>,
+        zeroed: u64,
     ) -> Segment {
         Segment {
             id,
@@ -120,11 +151,40 @@ impl Segment {
             recycled: header.recycled,
             file,
             map: OnceLock::new(),
+            zeroed: AtomicU64::new(zeroed.min(header.bytes)),
         }
     }
 
     pub fn file(&self) -> &dyn FileHandle {
         &*self.file
+    }
+
+    /// Where records may go up to: see the field.
+    pub fn zeroed(&self) -> u64 {
+        self.zeroed.load(Ordering::Acquire)
+    }
+
+    /// Records now end at `end`, written by recovery before anything else writes this segment.
+    pub fn zeroed_at_least(&self, end: u64) {
+        self.zeroed.fetch_max(end.min(self.bytes), Ordering::AcqRel);
+    }
+
+    /// Whether the whole segment is zeroed: a spare is rotated in only then.
+    pub fn is_zeroed(&self) -> bool {
+        self.zeroed() >= self.bytes
+    }
+
+    /// Zeroes the next step and makes it durable before records may go there (the
+    /// housekeeper's chore, on a spare only: nothing else writes it meanwhile).
+    pub fn zero_step(&self) -> std::io::Result<()> {
+        let from = self.zeroed();
+        let to = (from + grow_step(from)).min(self.bytes);
+        if from < to {
+            write_zeros(&*self.file, from, to)?;
+            self.file.sync_data()?;
+            self.zeroed.store(to, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Maps the segment for reads. Call only once nothing will write it again.
@@ -216,12 +276,46 @@ impl Segment {
     }
 }
 
-/// `(first + i, offsets[i])`: never past the last index, so it cannot overflow.
+/// Deletes the temporary file of a failed creation or recycling, and syncs the directory, both
+/// best effort (the next open deletes a leftover temporary file anyway). The sync matters: the
+/// next attempt for the same id uses the same temporary name, and a power loss that kept its
+/// rename but neither this deletion nor its own creation (names are durable only once their
+/// directory is synced, each on its own) would give the segment's name to this failed file.
+fn forget_temp(fs: &dyn Fs, dir: &Path, temp: &Path) {
+    let _ = fs.remove(temp);
+    let _ = fs.sync_dir(dir);
+}
+
+/// How much of a spare of `bytes` bytes is zeroed when it is made.
+pub fn spare_zeroed(bytes: u64) -> u64 {
+    (bytes / 4).clamp(format::SEGMENT_HEADER_BYTES as u64, SPARE_ZEROED_BYTES)
+}
+
+/// The next zeroing step after `zeroed` bytes: as long as those, within the step bounds.
+fn grow_step(zeroed: u64) -> u64 {
+    zeroed.clamp(GROW_BYTES_MIN, GROW_BYTES_MAX)
+}
+
+/// Writes zeros to `[from, to)` of `file`, a chunk at a time to the disk: flushed all at once by
+/// a later sync, many MiB of zeros would queue ahead of the log's own writes and fdatasyncs.
+fn write_zeros(file: &dyn FileHandle, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZEROS_CHUNK_BYTES.min((to - from) as usize)];
+    let mut at = from;
+    while at < to {
+        let len = (to - at).min(ZEROS_CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..len], at)?;
+        file.write_back(at, len as u64)?;
+        at += len as u64;
+    }
+    Ok(())
+}
+
 /// The error of a failed read of `path` at `offset`.
 pub fn read_error(path: &Path, offset: u64, source: std::io::Error) -> Error {
     Error::Read { path: path.to_path_buf(), offset, source }
 }
 
+/// `(first + i, offsets[i])`: never past the last index, so it cannot overflow.
 fn indexed(first: u64, offsets: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
     offsets.iter().enumerate().map(move |(at, &offset)| (first + at as u64, offset))
 }

@@ -28,7 +28,7 @@ use crate::options::{Options, SyncMode};
 use crate::queue::{Callback, Durability, Queue};
 use crate::recovery::{self, LOCK_FILE};
 use crate::rng::Rng;
-use crate::segment::Segment;
+use crate::segment::{self, Segment};
 use crate::state::{self, LogState};
 use crate::stats::Counters;
 use crate::value::{Entry, HardState, INDEX_MAX, LaggingGroup, LogId, RecoveryReport, SnapshotMeta, Stats};
@@ -179,18 +179,17 @@ impl Wal {
         let mut next_segment_id = recovered.next_segment_id;
         let mut spares: VecDeque<Arc<Segment>> = recovered.spares.into_iter().map(Arc::new).collect();
         let (active, active_offset, needs_checkpoint) = match recovered.active {
-            Some(active) => (Arc::new(active.segment), active.offset, active.needs_checkpoint),
+            Some(active) => {
+                active.segment.zeroed_at_least(active.offset);
+                (Arc::new(active.segment), active.offset, active.needs_checkpoint)
+            }
             None => {
                 let segment = match spares.pop_front() {
                     Some(spare) => spare,
                     None => {
-                        let segment = Segment::create(
-                            &*fs,
-                            &dir,
-                            next_segment_id,
-                            options.segment_bytes,
-                            options.file_mode,
-                        )?;
+                        let first = options.segment_bytes.min(segment::FIRST_SEGMENT_BYTES);
+                        let segment =
+                            Segment::create(&*fs, &dir, next_segment_id, first, first, options.file_mode)?;
                         next_segment_id = next_segment_id.next();
                         Arc::new(segment)
                     }
@@ -220,7 +219,8 @@ impl Wal {
                 active_offset,
                 needs_checkpoint,
                 spares,
-                spare_error: None,
+                room_error: None,
+                spare_asked: false,
                 next_segment_id,
                 queue: Queue::default(),
                 inflight: Arc::default(),
@@ -253,6 +253,11 @@ impl Wal {
             );
         }
         let _ = shared.chores.send(Chore::Replenish);
+        {
+            let mut core = shared.core.lock();
+            let end = core.active_offset;
+            core.ask_ahead(end, &shared.chores);
+        }
         shared.stats.opened(started.elapsed());
         let inner = Arc::new(Inner {
             shared,

@@ -129,7 +129,7 @@ fn names_relied_on_before_synced(skipped_site: Option<&str>) -> Option<String> {
     use raftwal::sim::{Fault, SimFs};
     use std::sync::Arc;
     let options = Options { segment_bytes: 4096, ..Options::default() };
-    for failing_op in 0..12 {
+    for failing_op in 0..16 {
         for seed in 0..8 {
             let fs = SimFs::new(seed, 512);
             fs.plan(failing_op, Fault::Eio);

@@ -535,6 +535,32 @@ const SITES_NOT_NEEDED_FOR_DURABILITY: [(&str, &str); 2] = [
     ),
 ];
 
+/// The `sync_dir` of `segment::forget_temp` (after a failed segment creation or recycling),
+/// found in the source so that edits elsewhere in the file do not move it.
+fn forget_temp_site() -> String {
+    let source = include_str!("../src/segment.rs");
+    let start = source.find("fn forget_temp(").expect("segment::forget_temp exists");
+    let below = source[start..].lines().position(|line| line.contains("sync_dir")).expect("it syncs");
+    format!("src/segment.rs:{}", source[..start].lines().count() + 1 + below)
+}
+
+/// Without the directory sync after a failed creation, a power loss can give a segment's name
+/// to the failed file (64 bytes of header) and `open` fails; it takes two failures and a
+/// power loss that keeps a later rename but loses the deletion before it, which the 400 seeds of
+/// `removing_any_directory_sync_is_caught` do not meet. Seed 22379 is the first of the seeds run
+/// in turn with that sync skipped to fail; a seed depends on the exact sequence of file
+/// operations, so a change to it may need a new one.
+#[test]
+fn removing_the_sync_after_a_failed_segment_creation_is_caught() {
+    const SEED: u64 = 22379;
+    run_seed(SEED);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let skipped = std::panic::catch_unwind(|| run_seed_skipping(SEED, Some(&forget_temp_site())));
+    std::panic::set_hook(hook);
+    assert!(skipped.is_err(), "seed {SEED} no longer needs the sync at {}: find another", forget_temp_site());
+}
+
 /// Removing any one `sync_dir` call from the code (made a no-op at its call site) loses
 /// acknowledged data or makes `open` fail under the simulation, except where
 /// `SITES_NOT_NEEDED_FOR_DURABILITY` says why not. `RAFTWAL_SIM_SITE_SEEDS=n` bounds the seeds
@@ -552,10 +578,13 @@ fn removing_any_directory_sync_is_caught() {
     std::panic::set_hook(Box::new(|_| {}));
     let mut report = Vec::new();
     for site in &sites {
-        let exempt = SITES_NOT_NEEDED_FOR_DURABILITY.iter().find(|(file, _)| site.starts_with(file));
+        // Caught by `removing_the_sync_after_a_failed_segment_creation_is_caught`.
+        let exempt =
+            SITES_NOT_NEEDED_FOR_DURABILITY.iter().find(|(file, _)| site.starts_with(file)).is_some()
+                || *site == forget_temp_site();
         let caught = (0..seeds)
             .find(|&seed| std::panic::catch_unwind(|| run_seed_skipping(seed, Some(site))).is_err());
-        report.push((site.clone(), caught, exempt.is_some()));
+        report.push((site.clone(), caught, exempt));
     }
     std::panic::set_hook(hook);
     for (site, caught, exempt) in &report {

@@ -687,6 +687,13 @@ impl FileHandle for SimFile {
     fn set_len(&self, bytes: u64) -> io::Result<()> {
         let mut world = self.world.lock();
         world.begin(self.generation)?;
+        // Holes are not modelled: what a file grows by takes space at once.
+        let grows = bytes.saturating_sub(world.inode(self.ino)?.volatile.len() as u64);
+        if let Some(space) = world.space_bytes
+            && world.used_bytes() + grows > space
+        {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
         let inode = world.inode(self.ino)?;
         // Modelled as durable at once: raftwal never shrinks a file it relies on.
         inode.volatile.resize(bytes as usize, 0);
