@@ -90,8 +90,7 @@ pub(crate) struct Core {
     /// Why the last preallocation failed; the next append that needs a new segment fails with
     /// it (and the one after that asks for a new attempt).
     pub room_error: Option<io::Error>,
-    /// The zeroed spare the active segment's second half asks for (`Core::ask_ahead`) was
-    /// asked for.
+    /// The zeroed spare the active segment asks for (`Core::ask_ahead`) was asked for.
     pub spare_asked: bool,
     pub next_segment_id: SegmentId,
     pub queue: Queue,
@@ -135,14 +134,19 @@ impl Core {
         self.active.zeroed().saturating_sub(self.active_offset)
     }
 
-    /// Asks the housekeeper for the spare zeroed in full once records reach `end` of the active
-    /// segment, in its second half: spares are made small, so that a log that never fills half
-    /// a segment holds little disk.
-    pub fn ask_ahead(&mut self, end: u64, chores: &Sender<Chore>) {
-        if !self.spare_asked && end >= self.active.bytes / 2 {
-            self.spare_asked = true;
-            let _ = chores.send(if self.spares.is_empty() { Chore::Replenish } else { Chore::Zero });
+    /// Asks the housekeeper for the spare zeroed in full, once records reach `end` of the active
+    /// segment: at once in a segment of the full size (`segment_bytes`), since zeroing the
+    /// spare takes about as long as filling the segment; only in its second half in a new log's
+    /// small first segment, so that a log that never gets that far holds little disk.
+    /// Whether it asked.
+    pub fn ask_ahead(&mut self, end: u64, segment_bytes: u64, chores: &Sender<Chore>) -> bool {
+        let due = if self.active.bytes < segment_bytes { self.active.bytes / 2 } else { 0 };
+        if self.spare_asked || end < due {
+            return false;
         }
+        self.spare_asked = true;
+        let _ = chores.send(if self.spares.is_empty() { Chore::Replenish } else { Chore::Zero });
+        true
     }
 
     /// Makes the next spare the active segment.
@@ -369,7 +373,7 @@ impl Shared {
             }
             if (bytes + core.overhead()) as u64 <= core.room() {
                 let end = core.active_offset + (bytes + core.overhead()) as u64;
-                core.ask_ahead(end, &self.chores);
+                core.ask_ahead(end, self.options.segment_bytes, &self.chores);
                 return Ok(Room::Ready);
             }
             let fresh = BATCH_RECORD_BYTES + core.checkpoint_bytes() + bytes;
@@ -382,8 +386,8 @@ impl Shared {
             }
             if core.spares.front().is_some_and(|spare| spare.is_zeroed()) {
                 let spare = core.spares.pop_front().expect("a spare is ready");
+                // The next operation asks for the next spare (`Core::ask_ahead`).
                 core.rotate(spare);
-                let _ = self.chores.send(Chore::Replenish);
                 if core.segments.len() > self.options.relocate_after_segments {
                     let _ = self.chores.send(Chore::Relocate);
                 }

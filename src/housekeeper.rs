@@ -14,8 +14,8 @@ use crate::format::{self, SegmentId, record_bytes_aligned};
 use crate::index::Location;
 use crate::segment::{self, Segment};
 
-/// The housekeeper thread: does chores until told to stop. Of the chores waiting, a step of
-/// zeroing the next spare goes first (a writer may be waiting for it); then the deletions, as one:
+/// The housekeeper thread: does chores until told to stop. Of the chores waiting, zeroing the
+/// next spare goes first (a writer may be waiting for it); then the deletions, as one:
 /// recycling an emptied segment makes the spare that would otherwise be zeroed. Then one new
 /// spare, however many were asked for (an appender waiting for a spare asks at every wake-up),
 /// so that the deletions queued meanwhile are next; a pile of new spares ahead of them would
@@ -58,22 +58,18 @@ pub fn perform(shared: &Shared, chore: Chore) -> bool {
     true
 }
 
-/// Zeroes the next step of the next spare, and asks for the following step behind the chores
-/// queued meanwhile. Once it is zeroed in full, the writer may rotate into it. A failure (a full
+/// Zeroes the rest of the next spare; then the writer may rotate into it. A failure (a full
 /// disk) is the answer of a writer that waits for it.
 fn zero(shared: &Shared) {
     let Some(spare) = shared.core.lock().spares.front().cloned() else { return };
     if spare.is_zeroed() {
         return;
     }
-    let zeroed = spare.zero_step();
+    let zeroed = spare.zero_rest();
     // Under the lock, so that a writer that found the spare not ready yet is already waiting.
     let mut core = shared.core.lock();
     match zeroed {
-        Ok(()) if spare.is_zeroed() => core.room_error = None,
-        Ok(()) => {
-            let _ = shared.chores.send(Chore::Zero);
-        }
+        Ok(()) => core.room_error = None,
         Err(error) => {
             shared.stats.housekeeping_failed();
             core.room_error = Some(error);

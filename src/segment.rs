@@ -6,9 +6,9 @@
 //! space. Records go only where zeros were written and synced (`zeroed`), so that the fdatasync
 //! of a batch never commits a block allocation, and a full disk fails the housekeeper's zeroing,
 //! which a waiting writer reports as an error, never the committer's write, which would poison
-//! the log. A spare is made small and zeroed in full, in steps that double from
-//! `GROW_BYTES_MIN` to `GROW_BYTES_MAX`, while the active segment fills its second half; the
-//! writer rotates into it only once that is done. Only the committer ever syncs a file the
+//! the log. A spare is made small and zeroed in full in the background (as soon as the writer
+//! enters a segment of the full size; in a new log's small first segment, once it is half full);
+//! the writer rotates into it only once that is done. Only the committer ever syncs a file the
 //! committer writes: a failed fsync drops every dirty page of the file (and reports it once per
 //! open file), so the housekeeper's sync of the active segment could lose records unseen.
 //!
@@ -33,11 +33,8 @@ const ZEROS_CHUNK_BYTES: usize = 256 << 10;
 /// full while `open` waits.
 pub const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
 /// How much of a spare is zeroed when it is made (header included), at most: a quarter of a
-/// small segment (so that the simulation's small segments zero the rest in steps too).
+/// small segment (so that the simulation's small segments zero the rest later too).
 pub const SPARE_ZEROED_BYTES: u64 = 64 << 10;
-/// The smallest and largest zeroing step: a step is as long as what is zeroed, within these.
-pub const GROW_BYTES_MIN: u64 = 1 << 20;
-pub const GROW_BYTES_MAX: u64 = 16 << 20;
 
 /// How far past the last record's start a multi-entry read reads, to take that record in the
 /// same `pread`.
@@ -174,15 +171,14 @@ impl Segment {
         self.zeroed() >= self.bytes
     }
 
-    /// Zeroes the next step and makes it durable before records may go there (the
+    /// Zeroes the rest of the segment and makes it durable before records may go there (the
     /// housekeeper's chore, on a spare only: nothing else writes it meanwhile).
-    pub fn zero_step(&self) -> std::io::Result<()> {
+    pub fn zero_rest(&self) -> std::io::Result<()> {
         let from = self.zeroed();
-        let to = (from + grow_step(from)).min(self.bytes);
-        if from < to {
-            write_zeros(&*self.file, from, to)?;
+        if from < self.bytes {
+            write_zeros(&*self.file, from, self.bytes)?;
             self.file.sync_data()?;
-            self.zeroed.store(to, Ordering::Release);
+            self.zeroed.store(self.bytes, Ordering::Release);
         }
         Ok(())
     }
@@ -289,11 +285,6 @@ fn forget_temp(fs: &dyn Fs, dir: &Path, temp: &Path) {
 /// How much of a spare of `bytes` bytes is zeroed when it is made.
 pub fn spare_zeroed(bytes: u64) -> u64 {
     (bytes / 4).clamp(format::SEGMENT_HEADER_BYTES as u64, SPARE_ZEROED_BYTES)
-}
-
-/// The next zeroing step after `zeroed` bytes: as long as those, within the step bounds.
-fn grow_step(zeroed: u64) -> u64 {
-    zeroed.clamp(GROW_BYTES_MIN, GROW_BYTES_MAX)
 }
 
 /// Writes zeros to `[from, to)` of `file`, a chunk at a time to the disk: flushed all at once by

@@ -252,11 +252,14 @@ impl Wal {
                     .spawn(move || housekeeper::run(&for_keeper, &chore_queue))?,
             );
         }
-        let _ = shared.chores.send(Chore::Replenish);
         {
+            // A spare at once, if only a small one: the first segment of a new log asks for it
+            // to be zeroed only once it is half full.
             let mut core = shared.core.lock();
             let end = core.active_offset;
-            core.ask_ahead(end, &shared.chores);
+            if !core.ask_ahead(end, shared.options.segment_bytes, &shared.chores) {
+                let _ = shared.chores.send(Chore::Replenish);
+            }
         }
         shared.stats.opened(started.elapsed());
         let inner = Arc::new(Inner {
