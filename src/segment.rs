@@ -27,7 +27,7 @@ use crate::value::Entry;
 
 /// Suffix of a segment being preallocated; such a file is never read and is deleted on open.
 pub const TEMP_SUFFIX: &str = ".tmp";
-const ZEROS_CHUNK_BYTES: usize = 256 << 10;
+const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 
 /// The capacity of a new log's first segment (or `Options::segment_bytes` if smaller), zeroed in
 /// full while `open` waits.
