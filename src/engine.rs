@@ -27,7 +27,7 @@ use crate::segment::Segment;
 use crate::stats::Counters;
 use crate::value::{Entry, HardState};
 
-/// Spare segments kept ready ahead of the active one, once it is half full.
+/// Spare segments kept ready ahead of the active one.
 pub const SPARES: usize = 1;
 
 pub enum Chore {
@@ -87,8 +87,8 @@ pub(crate) struct Core {
     /// The active segment has no checkpoint yet: the next record written must be one.
     pub needs_checkpoint: bool,
     pub spares: VecDeque<Arc<Segment>>,
-    /// Why the last preallocation failed; the next append that needs a new segment fails with
-    /// it (and the one after that asks for a new attempt).
+    /// Why the housekeeper's last attempt to make or zero a spare failed; the next append that
+    /// needs a new segment fails with it (and the one after that asks for a new attempt).
     pub room_error: Option<io::Error>,
     /// The zeroed spare the active segment asks for (`Core::ask_ahead`) was asked for.
     pub spare_asked: bool,
@@ -137,8 +137,8 @@ impl Core {
     /// Asks the housekeeper for the spare zeroed in full, once records reach `end` of the active
     /// segment: at once in a segment of the full size (`segment_bytes`), since zeroing the
     /// spare takes about as long as filling the segment; only in its second half in a new log's
-    /// small first segment, so that a log that never gets that far holds little disk.
-    /// Whether it asked.
+    /// small first segment, so that a log that never gets that far holds little disk. True if it
+    /// asked.
     pub fn ask_ahead(&mut self, end: u64, segment_bytes: u64, chores: &Sender<Chore>) -> bool {
         let due = if self.active.bytes < segment_bytes { self.active.bytes / 2 } else { 0 };
         if self.spare_asked || end < due {

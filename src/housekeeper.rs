@@ -1,6 +1,6 @@
 //! The housekeeper thread: keeps a spare segment ready (made small, zeroed in full once the
-//! active one is half full), so that rotation does not wait for zeros, and recycles or deletes
-//! segments that a durable purge left with nothing live. A recycled segment is the cheapest
+//! writer asks for it: see `Core::ask_ahead`), so that rotation does not wait for zeros, and
+//! recycles or deletes segments that a durable purge left with nothing live. A recycled segment is the cheapest
 //! spare: a new name and a new header, no zeros.
 
 use std::io;
@@ -105,7 +105,7 @@ fn replenish(shared: &Shared) {
         Ok(segment) => {
             shared.stats.segment_created();
             if core.spare_asked && core.spares.is_empty() {
-                // The active segment is past its half already: rotation is near.
+                // The active segment asked for it zeroed already.
                 let _ = shared.chores.send(Chore::Zero);
             }
             core.spares.push_back(Arc::new(segment));
