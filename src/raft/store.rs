@@ -102,7 +102,11 @@ where
         let mut saved = self.saved.lock();
         change(&mut saved);
         let mut bytes = self.shape.tag.to_vec();
-        bytes.extend(encode(&*saved, || "the vote and log ids".to_string())?);
+        let what = || "the vote and log ids".to_string();
+        let encoded = encode(&*saved, what)?;
+        rmp_serde::from_slice::<Saved<V, L>>(&encoded)
+            .map_err(|error| refused(what(), codec(what(), error)))?;
+        bytes.extend(encoded);
         self.group.set_metadata(bytes)
     }
 
@@ -136,7 +140,8 @@ where
             .map(|entry| {
                 let index = (self.shape.entry_index)(&entry);
                 let data = encode(&entry, || format!("entry {index}"))?;
-                self.decode(index, &data)?;
+                // Decoded back once (the index checked too): what would not read back is refused.
+                self.decode(index, &data).map_err(|error| refused(format!("entry {index}"), error))?;
                 Ok(Entry { index, term: (self.shape.entry_term)(&entry), data })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -222,13 +227,19 @@ where
     }
 }
 
-/// `value` in MessagePack, once it has been decoded back: what cannot be read back is refused.
-fn encode<T: Serialize + DeserializeOwned>(value: &T, what: impl Fn() -> String) -> Result<Vec<u8>, Error> {
-    let bytes = rmp_serde::to_vec_named(value).map_err(|error| codec(what(), error))?;
-    rmp_serde::from_slice::<T>(&bytes).map_err(|error| {
-        codec(format!("{} would not read back (refused: nothing written)", what()), error)
-    })?;
-    Ok(bytes)
+/// `value` in MessagePack.
+fn encode<T: Serialize>(value: &T, what: impl Fn() -> String) -> Result<Vec<u8>, Error> {
+    rmp_serde::to_vec_named(value).map_err(|error| codec(what(), error))
+}
+
+/// The error of decoding back `what`, a value about to be written: it would not read back, so
+/// it is refused before anything of it reaches the log.
+fn refused(what: String, error: Error) -> Error {
+    let reason = match error {
+        Error::Codec { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    Error::Codec { what: format!("{what} would not read back (refused: nothing written)"), reason }
 }
 
 fn codec(what: impl Into<String>, reason: impl ToString) -> Error {
